@@ -1,0 +1,353 @@
+"""The store: the only place with SQL and table names. SQLite through one worker thread.
+
+Every method is async and runs its SQL on the store's single worker thread, so the event loop never
+waits on the disk; one thread also means one connection and no lock contention inside a process.
+Other processes (``outagebot import`` beside a running bot) are handled by WAL, busy_timeout and
+BEGIN IMMEDIATE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import sqlite_utils
+
+from bot.evidence import Evidence
+from bot.model import (
+    Catalog,
+    Indicator,
+    MaintenanceWindow,
+    Service,
+    StatusSnapshot,
+    from_epoch,
+    to_epoch,
+)
+from bot.store import probes as probe_sql
+from bot.store import reports as report_sql
+from bot.store.connection import immediate, open_connection, snapshot
+from bot.store.probes import ProbeRow, StatusRow
+from bot.store.reports import ReportRow, WorksForMeRow
+from bot.store.schema import migrate
+
+__all__ = [
+    "EvidenceWindows",
+    "ImportBatch",
+    "ProbeRow",
+    "ReportOutcome",
+    "ReportRow",
+    "ReportRules",
+    "StatusRow",
+    "Store",
+    "WorksForMeRow",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ReportOutcome(enum.StrEnum):
+    COUNTED = "counted"
+    COMMENT = "comment"  # the user already reported this service in this window
+    CAPPED = "capped"  # stored, but this tenant's share of the window is full
+    DUPLICATE = "duplicate"
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRules:
+    dedupe_seconds: int
+    tenant_cap: int
+    user_hourly_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceWindows:
+    probe_seconds: int
+    report_seconds: int
+    baseline_days: int
+    status_max_age_seconds: int
+
+
+@dataclass(slots=True)
+class ImportBatch:
+    reports: list[ReportRow] = field(default_factory=list)
+    works_for_me: list[WorksForMeRow] = field(default_factory=list)
+    probes: list[ProbeRow] = field(default_factory=list)
+    status: list[StatusRow] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.reports) + len(self.works_for_me) + len(self.probes) + len(self.status)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportCounts:
+    reports: int = 0
+    counted: int = 0
+    works_for_me: int = 0
+    probes: int = 0
+    status: int = 0
+
+
+class Store:
+    """Async access to the SQLite file. Create with ``await Store.open(path, catalog)``."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self._conn = conn
+        self.path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._ids: dict[str, int] = {}
+
+    @classmethod
+    async def open(cls, path: str | Path, catalog: Catalog) -> Store:
+        conn = await asyncio.to_thread(open_connection, path)
+        store = cls(conn, str(path))
+        await store._call(migrate)
+        await store.sync_catalog(catalog)
+        return store
+
+    async def close(self) -> None:
+        await self._call(lambda conn: conn.close())
+        self._pool.shutdown(wait=True)
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, partial(fn, self._conn, *args))
+
+    # ---- catalog -------------------------------------------------------------------------
+
+    async def sync_catalog(self, catalog: Catalog) -> None:
+        """Make the services table match the config catalog (rows of removed services stay)."""
+        self._ids = await self._call(_sync_catalog, catalog)
+
+    def service_id(self, key: str) -> int | None:
+        return self._ids.get(key)
+
+    def service_ids(self) -> dict[str, int]:
+        return dict(self._ids)
+
+    # ---- writes --------------------------------------------------------------------------
+
+    async def add_report(self, row: ReportRow, rules: ReportRules) -> ReportOutcome:
+        return await self._call(_add_report, row, rules)
+
+    async def add_works_for_me(self, row: WorksForMeRow, dedupe_seconds: int) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            with immediate(conn):
+                return (
+                    report_sql.insert_works_for_me(conn, [row], dedupe_seconds=dedupe_seconds) == 1
+                )
+
+        return await self._call(run)
+
+    async def add_probe_results(self, rows: Sequence[ProbeRow]) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            with immediate(conn):
+                return probe_sql.insert_probes(conn, rows)
+
+        return await self._call(run)
+
+    async def add_status(self, rows: Sequence[StatusRow]) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            with immediate(conn):
+                return probe_sql.insert_status(conn, rows)
+
+        return await self._call(run)
+
+    async def import_batch(self, batch: ImportBatch, dedupe_seconds: int) -> ImportCounts:
+        """Write one batch of imported events in a single transaction: all of it or none."""
+        return await self._call(_import_batch, batch, dedupe_seconds)
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    async def evidence(self, service: Service, at: datetime, windows: EvidenceWindows) -> Evidence:
+        sid = self._ids.get(service.key)
+        if sid is None:
+            return Evidence(service=service, at=at)
+        return await self._call(_evidence, sid, service, at, windows)
+
+    async def report_series(
+        self, service_key: str, since: datetime, until: datetime, step: timedelta
+    ) -> dict[int, int]:
+        """Counted reports per bucket of ``step`` (epoch-second keys), for charts."""
+        sid = self._ids.get(service_key)
+        if sid is None:
+            return {}
+        return await self._call(
+            report_sql.report_series,
+            sid,
+            to_epoch(since),
+            to_epoch(until),
+            int(step.total_seconds()),
+        )
+
+    async def hourly_totals(
+        self, service_key: str, since: datetime, until: datetime
+    ) -> dict[int, int]:
+        sid = self._ids.get(service_key)
+        if sid is None:
+            return {}
+        return await self._call(report_sql.hourly_totals, sid, to_epoch(since), to_epoch(until))
+
+    async def probe_minutes(
+        self, service_key: str, since: datetime, until: datetime
+    ) -> dict[int, tuple[int, int]]:
+        sid = self._ids.get(service_key)
+        if sid is None:
+            return {}
+        return await self._call(probe_sql.failing_minutes, sid, to_epoch(since), to_epoch(until))
+
+    async def tenant_setting(self, platform: str, tenant: str, key: str) -> str | None:
+        def run(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                "SELECT value FROM tenant_settings WHERE platform = ? AND tenant = ? AND key = ?",
+                (platform, tenant, key),
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._call(run)
+
+    async def set_tenant_setting(self, platform: str, tenant: str, key: str, value: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute(
+                    "INSERT INTO tenant_settings (platform, tenant, key, value) "
+                    "VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (platform, tenant, key) DO UPDATE SET value = excluded.value",
+                    (platform, tenant, key, value),
+                )
+
+        await self._call(run)
+
+    async def ping(self) -> bool:
+        """True when the database answers a query; the health check's input."""
+        try:
+            return bool(await self._call(lambda conn: conn.execute("SELECT 1").fetchone()[0]))
+        except sqlite3.Error:
+            log.exception("store ping failed")
+            return False
+
+    async def table_counts(self) -> dict[str, int]:
+        return await self._call(_table_counts)
+
+
+# ---- the functions that run on the worker thread ------------------------------------------
+
+
+def _sync_catalog(conn: sqlite3.Connection, catalog: Catalog) -> dict[str, int]:
+    db = sqlite_utils.Database(conn)
+    now = to_epoch(datetime.now().astimezone())
+    with immediate(conn):
+        for svc in catalog.services:
+            spec = json.dumps(
+                {
+                    "aliases": list(svc.aliases),
+                    "targets": {t.kind: t.url for t in svc.targets},
+                    "status_page": svc.status_page,
+                    "tags": list(svc.tags),
+                },
+                sort_keys=True,
+            )
+            conn.execute(
+                "INSERT INTO services (tenant, key, name, spec, source, updated_at) "
+                "VALUES ('', ?, ?, ?, 'config', ?) "
+                "ON CONFLICT (tenant, key) DO UPDATE SET name = excluded.name, "
+                "spec = excluded.spec, updated_at = excluded.updated_at "
+                "WHERE services.spec != excluded.spec OR services.name != excluded.name",
+                (svc.key, svc.name, spec, now),
+            )
+    rows = db.query("SELECT key, id FROM services WHERE tenant = ''")
+    return {row["key"]: int(row["id"]) for row in rows}
+
+
+def _add_report(conn: sqlite3.Connection, row: ReportRow, rules: ReportRules) -> ReportOutcome:
+    with immediate(conn):
+        recent = report_sql.user_reports_since(
+            conn, platform=row.platform, tenant=row.tenant, user=row.user, since=row.at - 3600
+        )
+        if recent >= rules.user_hourly_limit:
+            return ReportOutcome.RATE_LIMITED
+        stored, counted = report_sql.insert_reports(
+            conn, [row], dedupe_seconds=rules.dedupe_seconds, tenant_cap=rules.tenant_cap
+        )
+        if not stored:
+            return ReportOutcome.DUPLICATE
+        if counted:
+            return ReportOutcome.COUNTED
+        already = conn.execute(
+            "SELECT 1 FROM reports WHERE service_id = ? AND platform = ? AND tenant = ? "
+            "AND bucket = ? AND user = ? AND counted = 1",
+            (row.service_id, row.platform, row.tenant, row.at // rules.dedupe_seconds, row.user),
+        ).fetchone()
+        return ReportOutcome.COMMENT if already else ReportOutcome.CAPPED
+
+
+def _import_batch(
+    conn: sqlite3.Connection, batch: ImportBatch, dedupe_seconds: int
+) -> ImportCounts:
+    with immediate(conn):
+        stored, counted = (
+            report_sql.insert_reports(
+                conn, batch.reports, dedupe_seconds=dedupe_seconds, tenant_cap=None
+            )
+            if batch.reports
+            else (0, 0)
+        )
+        wfm = report_sql.insert_works_for_me(
+            conn, batch.works_for_me, dedupe_seconds=dedupe_seconds
+        )
+        probes = probe_sql.insert_probes(conn, batch.probes) if batch.probes else 0
+        status = probe_sql.insert_status(conn, batch.status)
+    return ImportCounts(stored, counted, wfm, probes, status)
+
+
+def _evidence(
+    conn: sqlite3.Connection, sid: int, service: Service, at: datetime, w: EvidenceWindows
+) -> Evidence:
+    now = to_epoch(at)
+    with snapshot(conn):
+        probes = probe_sql.recent_probes(conn, sid, now - w.probe_seconds, now)
+        reports = report_sql.recent_reports(conn, sid, now - w.report_seconds, now)
+        history = report_sql.same_hour_history(conn, sid, now, w.baseline_days)
+        wfm = report_sql.works_for_me_counts(conn, sid, now - w.report_seconds, now)
+        status_row = probe_sql.latest_status(conn, sid, now)
+        maint_row = probe_sql.active_maintenance(conn, sid, now)
+        last_minute = report_sql.last_report_minute(conn, sid, now)
+    status = None
+    if status_row is not None and now - status_row[0] <= w.status_max_age_seconds:
+        status = StatusSnapshot(
+            service.key, from_epoch(status_row[0]), Indicator(status_row[1]), status_row[2]
+        )
+    maintenance = None
+    if maint_row is not None:
+        maintenance = MaintenanceWindow(
+            service.key, from_epoch(maint_row[0]), from_epoch(maint_row[1]), maint_row[2]
+        )
+    return Evidence(
+        service=service,
+        at=at,
+        probes=probes,
+        reports=reports,
+        history=history,
+        history_days=w.baseline_days,
+        works_for_me=wfm,
+        status=status,
+        maintenance=maintenance,
+        last_report_at=None if last_minute is None else from_epoch(last_minute),
+        last_probe_at=from_epoch(probes[-1].at) if probes else None,
+    )
+
+
+def _table_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    db = sqlite_utils.Database(conn)
+    return {name: db[name].count for name in db.table_names()}

@@ -1,0 +1,238 @@
+"""The database schema as numbered migrations, applied in order and recorded in PRAGMA user_version.
+
+A migration is never edited once released: change the schema by appending a new one. Times are
+integer seconds since the epoch (UTC); services are referenced by integer id to keep the large
+tables (reports, probe results) narrow.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from bot.store.connection import immediate
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the foundation.
+    """
+    CREATE TABLE services (
+        id          INTEGER PRIMARY KEY,
+        tenant      TEXT NOT NULL DEFAULT '',      -- '' is the config catalog
+        key         TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        spec        TEXT NOT NULL,                 -- JSON: aliases, targets, status page, tags
+        source      TEXT NOT NULL CHECK (source IN ('config', 'admin')),
+        updated_at  INTEGER NOT NULL,
+        UNIQUE (tenant, key)
+    );
+
+    CREATE TABLE probe_results (
+        id          INTEGER PRIMARY KEY,
+        service_id  INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        target      TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        at_ms       INTEGER NOT NULL,              -- milliseconds: re-checks land in one second
+        ok          INTEGER NOT NULL CHECK (ok IN (0, 1)),
+        status      INTEGER,
+        latency_ms  REAL,
+        error       TEXT
+    );
+    -- Unique so that a replayed agent batch or a re-run import adds nothing twice.
+    CREATE UNIQUE INDEX probe_results_key ON probe_results (service_id, at_ms, target, region);
+
+    CREATE TABLE probe_minutes (
+        service_id  INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        target      TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        minute      INTEGER NOT NULL,
+        ok          INTEGER NOT NULL,
+        failed      INTEGER NOT NULL,
+        latency_sum REAL NOT NULL,
+        latency_max REAL,
+        PRIMARY KEY (service_id, minute, target, region)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE reports (
+        id          INTEGER PRIMARY KEY,
+        service_id  INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        at          INTEGER NOT NULL,
+        bucket      INTEGER NOT NULL,              -- at // dedupe window: one counted report each
+        region      TEXT NOT NULL,
+        problem     TEXT NOT NULL,
+        platform    TEXT NOT NULL,
+        tenant      TEXT NOT NULL,
+        user        TEXT NOT NULL,
+        note        TEXT NOT NULL DEFAULT '',
+        counted     INTEGER NOT NULL CHECK (counted IN (0, 1))
+    );
+    CREATE INDEX reports_service_at ON reports (service_id, at);
+    -- Serves the per-user rate limit, and makes a re-run import idempotent.
+    CREATE UNIQUE INDEX reports_user_at ON reports (platform, tenant, user, at, service_id);
+    -- One counted report per user, service and window; the prefix also counts a tenant's weight.
+    CREATE UNIQUE INDEX reports_counted ON reports (service_id, platform, tenant, bucket, user)
+        WHERE counted = 1;
+
+    CREATE TABLE report_minutes (
+        service_id  INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        minute      INTEGER NOT NULL,
+        region      TEXT NOT NULL,
+        problem     TEXT NOT NULL,
+        n           INTEGER NOT NULL,
+        PRIMARY KEY (service_id, minute, region, problem)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE report_hours (
+        service_id  INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        hour        INTEGER NOT NULL,
+        region      TEXT NOT NULL,
+        n           INTEGER NOT NULL,
+        PRIMARY KEY (service_id, hour, region)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE works_for_me (
+        id          INTEGER PRIMARY KEY,
+        service_id  INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        at          INTEGER NOT NULL,
+        bucket      INTEGER NOT NULL,
+        region      TEXT NOT NULL,
+        platform    TEXT NOT NULL,
+        tenant      TEXT NOT NULL,
+        user        TEXT NOT NULL,
+        UNIQUE (service_id, platform, tenant, user, bucket)
+    );
+    CREATE INDEX works_for_me_service_at ON works_for_me (service_id, at);
+
+    CREATE TABLE status_snapshots (
+        id          INTEGER PRIMARY KEY,
+        service_id  INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        at          INTEGER NOT NULL,
+        indicator   TEXT NOT NULL
+                    CHECK (indicator IN ('none', 'minor', 'major', 'critical', 'maintenance')),
+        description TEXT NOT NULL,
+        UNIQUE (service_id, at)
+    );
+
+    CREATE TABLE maintenance_windows (
+        id          INTEGER PRIMARY KEY,
+        service_id  INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        platform    TEXT NOT NULL,
+        tenant      TEXT NOT NULL,
+        starts      INTEGER NOT NULL,
+        ends        INTEGER NOT NULL CHECK (ends > starts),
+        note        TEXT NOT NULL DEFAULT '',
+        created_by  TEXT NOT NULL
+    );
+    CREATE INDEX maintenance_service_ends ON maintenance_windows (service_id, ends);
+
+    CREATE TABLE incidents (
+        id          INTEGER PRIMARY KEY,
+        service_id  INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        category    TEXT NOT NULL,
+        opened_at   INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        resolved_at INTEGER,
+        detail      TEXT NOT NULL DEFAULT '{}'     -- JSON: regions, targets, report level
+    );
+    -- At most one open incident per service.
+    CREATE UNIQUE INDEX incidents_open ON incidents (service_id) WHERE resolved_at IS NULL;
+
+    CREATE TABLE subscriptions (
+        id          INTEGER PRIMARY KEY,
+        platform    TEXT NOT NULL,
+        tenant      TEXT NOT NULL,
+        channel     TEXT NOT NULL,
+        scope       TEXT NOT NULL CHECK (scope IN ('service', 'tag', 'all')),
+        target      TEXT NOT NULL DEFAULT '',
+        level       TEXT NOT NULL CHECK (level IN ('down', 'regional', 'user_reports')),
+        digest_time TEXT,
+        digest_tz   TEXT,
+        digest_day  TEXT,
+        created_by  TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        UNIQUE (platform, tenant, channel, scope, target)
+    );
+
+    CREATE TABLE outbox (
+        id          INTEGER PRIMARY KEY,
+        incident_id INTEGER REFERENCES incidents(id) ON DELETE CASCADE,
+        platform    TEXT NOT NULL,
+        tenant      TEXT NOT NULL,
+        channel     TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        payload     TEXT NOT NULL,
+        state       TEXT NOT NULL DEFAULT 'pending'
+                    CHECK (state IN ('pending', 'sent', 'dead')),
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        due_at      INTEGER NOT NULL,
+        message_id  TEXT,
+        last_error  TEXT,
+        created_at  INTEGER NOT NULL,
+        sent_at     INTEGER,
+        UNIQUE (incident_id, platform, channel, kind)
+    );
+    CREATE INDEX outbox_due ON outbox (platform, state, due_at);
+
+    CREATE TABLE digest_runs (
+        id          INTEGER PRIMARY KEY,
+        platform    TEXT NOT NULL,
+        tenant      TEXT NOT NULL,
+        channel     TEXT NOT NULL,
+        period      TEXT NOT NULL,                 -- e.g. 2026-11-24 or 2026-W48
+        state       TEXT NOT NULL CHECK (state IN ('running', 'sent', 'failed')),
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER,
+        UNIQUE (platform, channel, period)
+    );
+
+    CREATE TABLE tenant_settings (
+        platform    TEXT NOT NULL,
+        tenant      TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        value       TEXT NOT NULL,
+        PRIMARY KEY (platform, tenant, key)
+    ) WITHOUT ROWID;
+    """,
+)
+
+LATEST = len(MIGRATIONS)
+
+
+class SchemaTooNew(Exception):
+    """The database was written by a newer outagebot; running old code on it could corrupt it."""
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply every pending migration, each in its own transaction; return the versions applied."""
+    version = current_version(conn)
+    if version > LATEST:
+        raise SchemaTooNew(
+            f"the database is at schema version {version}, newer than this outagebot "
+            f"understands ({LATEST}); upgrade outagebot or point [bot] database elsewhere"
+        )
+    applied = []
+    for number in range(version + 1, LATEST + 1):
+        with immediate(conn):
+            # Re-check inside the write lock: another process may have migrated meanwhile.
+            if current_version(conn) >= number:
+                continue
+            for statement in _statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        applied.append(number)
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would COMMIT our BEGIN IMMEDIATE; split into statements instead.
+    parts, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            parts.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        parts.append(buf.strip())
+    return [p for p in parts if p]
