@@ -1,0 +1,186 @@
+"""Every user-visible string, in one catalog per language, and the function that renders a Message.
+
+Handlers and the verdict return ``Message(key, **params)``, never finished text, so each adapter
+renders in the user's language. English is complete; a missing key in another language falls back
+to English, and a missing English key is a bug that the catalog test catches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.regions import region_name
+
+
+@dataclass(frozen=True, slots=True)
+class RegionList:
+    """Region codes that render as a joined list of names: "Japan and the UK"."""
+
+    codes: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.codes)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Message:
+    key: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(self, key: str, /, **params: Any) -> None:
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "params", params)
+
+
+EN: dict[str, str] = {
+    # verdict headlines
+    "headline.unknown": "No recent evidence about {name}: no probes, reports or status page data.",
+    "headline.maintenance": "{name} is under maintenance. {note}",
+    "headline.down": "{name} is down for everyone: failing in {regions}.",
+    "headline.down_official": "{name} is down, says its official status page: {status}",
+    "headline.regional": "{name} is down in {regions}; it works in {ok}.",
+    "headline.regional_only": "{name} fails from {regions}; no other region is checking it.",
+    "headline.user_reports": (
+        "Probes pass, but users report problems with {name}, mostly {problem} ({share}%)."
+    ),
+    "headline.user_reports_no_probes": (
+        "Users report problems with {name}, mostly {problem} ({share}%); no probes confirm it."
+    ),
+    "headline.slow": "{name} is up but slow in {regions}.",
+    "headline.degraded_official": "{name} works for our probes, but its status page reports: {status}",
+    "headline.up_no_probes": "No unusual reports about {name}. If it fails for you, it is probably on your side.",
+    "headline.up": "{name} is up everywhere we check. If it fails for you, it is probably on your side.",
+    # verdict notes
+    "note.targets_split": "Failing: {broken}. Working: {working}.",
+    "note.status": "Official status: {status}",
+    "note.status_disagrees": "Official status: {status} (it disagrees with what we see)",
+    "note.works_for_me": "{count} people said it works for them.",
+    # categories, states and problems as shown in tables
+    "category.up": "Up",
+    "category.user_reports": "User reports",
+    "category.regional": "Regional outage",
+    "category.down": "Down",
+    "category.degraded": "Degraded",
+    "category.maintenance": "Maintenance",
+    "category.unknown": "Unknown",
+    "state.ok": "ok",
+    "state.slow": "slow",
+    "state.user_reports": "reports",
+    "state.partial": "partial",
+    "state.down": "down",
+    "state.no_data": "no data",
+    "target.ok": "ok",
+    "target.slow": "slow",
+    "target.regional": "failing in {regions}",
+    "target.down": "down",
+    "target.no_data": "no data",
+    "problem.website": "website",
+    "problem.app": "app",
+    "problem.login": "login",
+    "problem.notifications": "notifications",
+    "problem.api": "API",
+    "problem.other": "other",
+    "level.none": "usual",
+    "level.possible": "above usual",
+    "level.problems": "problems",
+    # table headings
+    "col.region": "Region",
+    "col.state": "State",
+    "col.probes": "Probes ok/failed",
+    "col.latency": "Latency",
+    "col.reports": "Reports (usual)",
+    "col.works_for_me": "Works for me",
+    "col.target": "Target",
+    "col.problem": "Problem",
+    "col.share": "Share",
+    "freshness": "Probes {probes} · reports {reports} · status {status} · as of {at}",
+    "age.never": "none",
+    "age.seconds": "{n}s ago",
+    "age.minutes": "{n} min ago",
+    "age.hours": "{n} h ago",
+    "age.days": "{n} d ago",
+    "chart.title": "{name}: user reports, last 24 h",
+    # buttons
+    "button.report": "I have a problem",
+    "button.works": "Works for me",
+    "button.recheck": "Re-check",
+    "button.subscribe": "Subscribe this channel",
+    # /report, /worksforme
+    "report.counted": "Thanks: your {problem} report about {name} from {region} counts toward the verdict.",
+    "report.comment": "You already reported {name} in the last {minutes} minutes; we kept this as a comment.",
+    "report.capped": "Thanks: we kept your report. Enough reports about {name} came from this server already, so it does not count again.",
+    "report.duplicate": "We already have this report.",
+    "report.rate_limited": "You sent many reports in the last hour. Please wait a while before reporting again.",
+    "wfm.counted": "Thanks: noted that {name} works for you in {region}.",
+    "wfm.duplicate": "You already said {name} works for you in the last {minutes} minutes.",
+    # /services and /help
+    "services.title": "Services I know ({count})",
+    "services.line": "{name} (`{key}`){aliases}",
+    "services.aliases": ", also: {aliases}",
+    "services.more": "+{n} more",
+    "help.title": "outagebot: is it down, or is it just me?",
+    "help.intro": "I combine probes from several regions, reports from people like you, 'works for me' confirmations and the official status page.",
+    "help.line": "{usage}: {description}",
+    "cmd.isitdown": "Is a service down, or is it just you?",
+    "cmd.report": "Report a problem with a service",
+    "cmd.worksforme": "Say a service works for you",
+    "cmd.services": "List the services I know",
+    "cmd.help": "How to use outagebot",
+    "param.service": "Service name, alias or URL",
+    "param.problem": "What is broken: website, app, login, notifications, api or other",
+    "param.region": "Country code, e.g. US, GB, JP (default: yours)",
+    "param.note": "A short note (optional)",
+    # errors: each says what was wrong and what to type
+    "error.unknown_command": "I don't know /{command}. Try /help.",
+    "error.missing": "Missing {param}. Usage: {usage}",
+    "error.too_long": "{param} is too long (at most {limit} characters). Usage: {usage}",
+    "error.control": "{param} contains control characters; type plain text. Usage: {usage}",
+    "error.empty": "{param} is empty. Usage: {usage}",
+    "error.too_many_args": "Too many words. Usage: {usage}",
+    "error.unknown_service": "I don't know a service called “{query}”. Did you mean {suggestions}? See /services.",
+    "error.unknown_service_nosuggest": "I don't know a service called “{query}”. See /services for the list.",
+    "error.unknown_region": "“{value}” is not a country code. Use two letters such as US, GB, JP or FR.",
+    "error.unknown_problem": "“{value}” is not a problem type. Use one of: {choices}.",
+    "error.url_not_supported": "Checking a URL that is not in the catalog needs probes, which are not running here. Try a service name; see /services.",
+    "error.admin_only": "Only server admins can use /{command}.",
+    "error.storage": "I could not reach my database just now. Nothing was changed; please try again in a minute.",
+    "error.internal": "Something went wrong on my side. Nothing was changed; please try again.",
+}
+
+FR: dict[str, str] = {
+    "headline.unknown": "Aucune information récente sur {name} : ni sondes, ni signalements, ni page de statut.",
+    "headline.down": "{name} est en panne pour tout le monde : échec depuis {regions}.",
+    "headline.regional": "{name} est en panne depuis {regions} ; fonctionne depuis {ok}.",
+    "headline.user_reports": "Les sondes passent, mais des utilisateurs signalent des problèmes avec {name}, surtout {problem} ({share} %).",
+    "headline.up": "{name} fonctionne partout où nous vérifions. Si ça échoue chez vous, le problème est probablement de votre côté.",
+}
+
+CATALOGS: dict[str, dict[str, str]] = {"en": EN, "fr": FR}
+_AND = {"en": " and ", "fr": " et "}
+
+
+def render(message: Message, lang: str = "en") -> str:
+    """``message`` in ``lang`` (falling back to English), with its parameters filled in."""
+    template = CATALOGS.get(lang, EN).get(message.key) or EN[message.key]
+    params = {k: _param(v, lang) for k, v in message.params.items()}
+    return template.format(**params).strip()
+
+
+def text(key: str, lang: str = "en", **params: Any) -> str:
+    return render(Message(key, **params), lang)
+
+
+def _param(value: Any, lang: str) -> Any:
+    if isinstance(value, RegionList):
+        return join_names([region_name(c, lang) for c in value.codes], lang)
+    if isinstance(value, Message):
+        return render(value, lang)
+    return value
+
+
+def join_names(names: list[str], lang: str = "en") -> str:
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + _AND.get(lang, " and ") + names[-1]
