@@ -33,14 +33,20 @@ REGIONS = ("US", "JP", "GB", "FR")
 SERVICE = Service(
     "svc",
     "Example",
-    targets=(Target("web", "https://example.invalid/"), Target("api", "https://api.example.invalid/")),
+    targets=(
+        Target("web", "https://example.invalid/"),
+        Target("api", "https://api.example.invalid/"),
+    ),
 )
 DETECTOR = ThresholdDetector(min_reports=5, problem_factor=3.0, possible_factor=1.5)
 T = Thresholds(report_window_seconds=1800, confirm_failures=3, recover_successes=2, slow_ms=3000)
 
 
 def probes(
-    pattern: str, *, regions: tuple[str, ...] = REGIONS, targets: tuple[str, ...] = ("web", "api"),
+    pattern: str,
+    *,
+    regions: tuple[str, ...] = REGIONS,
+    targets: tuple[str, ...] = ("web", "api"),
     latency: float = 120.0,
 ) -> list[ProbeSample]:
     """Probe history from a pattern, oldest first: '.' passed, 'x' failed, 30 s apart."""
@@ -50,8 +56,17 @@ def probes(
         for region in regions:
             for target in targets:
                 ok = ch == "."
-                out.append(ProbeSample(target, region, at, ok, 200 if ok else 503,
-                                       latency if ok else None, None if ok else "status"))
+                out.append(
+                    ProbeSample(
+                        target,
+                        region,
+                        at,
+                        ok,
+                        200 if ok else 503,
+                        latency if ok else None,
+                        None if ok else "status",
+                    )
+                )
     return out
 
 
@@ -73,10 +88,12 @@ class Case:
             history=self.history,
             history_days=14,
             works_for_me=self.works_for_me,
-            status=None if self.status is None
+            status=None
+            if self.status is None
             else StatusSnapshot("svc", AT, self.status[0], self.status[1]),
             maintenance=MaintenanceWindow("svc", AT, AT.replace(hour=23), "Database upgrade")
-            if self.maintenance else None,
+            if self.maintenance
+            else None,
         )
 
 
@@ -85,8 +102,13 @@ TWITTER_2022_12_28 = Case(
     # the mobile app worked; the status page said all systems operational; the owner said
     # "works for me". Probes of the public endpoints passed.
     probes=probes("." * 10),
-    reports={("US", "website"): 8800, ("US", "app"): 1300, ("JP", "website"): 2500,
-             ("GB", "website"): 2400, ("GB", "login"): 100},
+    reports={
+        ("US", "website"): 8800,
+        ("US", "app"): 1300,
+        ("JP", "website"): 2500,
+        ("GB", "website"): 2400,
+        ("GB", "login"): 100,
+    },
     history={"US": (20,) * 14, "JP": (6,) * 14, "GB": (6,) * 14, "FR": (3,) * 14},
     works_for_me={"US": 1},
     status=(Indicator.NONE, "All Systems Operational"),
@@ -115,16 +137,23 @@ CASES: dict[str, tuple[Case, Category]] = {
         Category.REGIONAL,
     ),
     # Slack 2021-01-04: after the holidays, slow then failing; here the slow phase.
-    "slack_2021_01_04_slow_phase": (Case(probes=probes("......", latency=4500.0)), Category.DEGRADED),
+    "slack_2021_01_04_slow_phase": (
+        Case(probes=probes("......", latency=4500.0)),
+        Category.DEGRADED,
+    ),
     # Discord planned maintenance: announced on the status page.
     "discord_status_page_maintenance": (
         Case(probes=probes("xxx"), status=(Indicator.MAINTENANCE, "Scheduled maintenance")),
         Category.MAINTENANCE,
     ),
-    "declared_maintenance_window": (Case(probes=probes("...."), maintenance=True), Category.MAINTENANCE),
+    "declared_maintenance_window": (
+        Case(probes=probes("...."), maintenance=True),
+        Category.MAINTENANCE,
+    ),
     # GitHub 2020-02-27 style: status page says major outage, no probes configured here.
     "github_status_major_no_probes": (
-        Case(status=(Indicator.MAJOR, "Major outage: Git operations")), Category.DOWN,
+        Case(status=(Indicator.MAJOR, "Major outage: Git operations")),
+        Category.DOWN,
     ),
     "status_minor_while_probes_pass": (
         Case(probes=probes("...."), status=(Indicator.MINOR, "Degraded performance: Actions")),
@@ -132,11 +161,11 @@ CASES: dict[str, tuple[Case, Category]] = {
     ),
     # Reports alone never say "down for everyone".
     "reports_without_probes": (
-        Case(reports={("US", "login"): 400}, history={"US": (2,) * 14}), Category.USER_REPORTS,
+        Case(reports={("US", "login"): 400}, history={"US": (2,) * 14}),
+        Category.USER_REPORTS,
     ),
     "quiet_day_everything_passes": (
-        Case(probes=probes("........"), reports={("US", "website"): 4},
-             history={"US": (10,) * 14}),
+        Case(probes=probes("........"), reports={("US", "website"): 4}, history={"US": (10,) * 14}),
         Category.UP,
     ),
     # A busy service's normal evening is not an outage: 200 reports against a usual 150.
@@ -189,7 +218,9 @@ def test_regional_headline_names_the_regions() -> None:
     case, _ = CASES["down_in_japan_and_the_uk"]
     v = decide(case.evidence(), T, DETECTOR)
     # Most affected first, then by code: deterministic for golden files and alerts.
-    assert render(v.headline) == "Example is down in the UK and Japan; it works in France and the US."
+    assert (
+        render(v.headline) == "Example is down in the UK and Japan; it works in France and the US."
+    )
 
 
 def test_single_region_cannot_say_everyone() -> None:
@@ -209,8 +240,12 @@ def test_web_down_api_up_is_split_per_target() -> None:
 
 
 def test_target_threshold_overrides_global_slow() -> None:
-    service = Service("svc", "Example", targets=(Target("web", "https://e.invalid/", max_latency_ms=200),))
-    ev = Evidence(service=service, at=AT, probes=tuple(probes("....", targets=("web",), latency=250)))
+    service = Service(
+        "svc", "Example", targets=(Target("web", "https://e.invalid/", max_latency_ms=200),)
+    )
+    ev = Evidence(
+        service=service, at=AT, probes=tuple(probes("....", targets=("web",), latency=250))
+    )
     assert decide(ev, T, DETECTOR).category is Category.DEGRADED
 
 

@@ -1,0 +1,16 @@
+"""The slash commands: one module per command, each with a SPEC and an async ``run``.
+
+``COMMANDS`` is the registry every adapter registers from; a parity test checks that each adapter
+offers exactly these, with the same parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot.router import CommandModule
+from commands import help, isitdown, report, services, worksforme
+
+COMMANDS: Mapping[str, CommandModule] = {
+    m.SPEC.name: m for m in (isitdown, report, worksforme, services, help)
+}
