@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -101,11 +101,18 @@ def _cidr(value: str) -> str:
     return value
 
 
+def _as_tuple(value: Any) -> Any:
+    # TOML arrays arrive as lists; tuples keep the settings frozen all the way down.
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _target_short_form(value: Any) -> Any:
     # `web = "https://..."` is shorthand for `web = { url = "https://..." }`.
     return {"url": value} if isinstance(value, str) else value
 
 
+T = TypeVar("T")
+FrozenList = Annotated[tuple[T, ...], BeforeValidator(_as_tuple)]
 Url = Annotated[str, AfterValidator(_url)]
 RegionCode = Annotated[str, AfterValidator(_region)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
@@ -120,7 +127,7 @@ class _Section(BaseModel):
 class TargetSettings(_Section):
     url: Url
     method: Literal["GET", "HEAD", "POST"] = "GET"
-    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = []
+    expect_status: FrozenList[Annotated[int, Field(ge=100, le=599)]] = ()
     keyword: str | None = None
     max_latency_ms: Positive | None = None
 
@@ -128,10 +135,10 @@ class TargetSettings(_Section):
 class ServiceSettings(_Section):
     key: Annotated[str, AfterValidator(lambda v: _check(_KEY.match(v), v, "a key of a-z, 0-9, -"))]
     name: Annotated[str, Field(min_length=1, max_length=64)]
-    aliases: list[Annotated[str, Field(min_length=1, max_length=64)]] = []
+    aliases: FrozenList[Annotated[str, Field(min_length=1, max_length=64)]] = ()
     targets: dict[str, Annotated[TargetSettings, BeforeValidator(_target_short_form)]] = {}
     status_page: Url | None = None
-    tags: list[Annotated[str, Field(min_length=1, max_length=32)]] = []
+    tags: FrozenList[Annotated[str, Field(min_length=1, max_length=32)]] = ()
 
 
 def _check(ok: object, value: str, what: str) -> str:
@@ -160,8 +167,8 @@ class ProbeSettings(_Section):
     enabled: bool = True
     interval_seconds: PositiveInt = 60
     timeout_seconds: Positive = 10.0
-    regions: list[RegionCode] = []
-    allow_private: list[Annotated[str, AfterValidator(_cidr)]] = []
+    regions: FrozenList[RegionCode] = ()
+    allow_private: FrozenList[Annotated[str, AfterValidator(_cidr)]] = ()
 
 
 class ReportSettings(_Section):
@@ -184,7 +191,7 @@ class DiscordSettings(_Section):
     enabled: bool = False
     token_env: EnvName = "DISCORD_TOKEN"  # noqa: S105 - a variable's name, not a secret
     application_id: Annotated[str, Field(pattern=r"^\d*$")] = ""
-    guild_ids: list[Annotated[str, Field(pattern=r"^\d+$")]] = []
+    guild_ids: FrozenList[Annotated[str, Field(pattern=r"^\d+$")]] = ()
     shards: Annotated[int, Field(ge=0)] = 0
     api_base: Url = "https://discord.com"
     gateway_url: Annotated[str, Field(pattern=r"^wss?://")] = "wss://gateway.discord.gg/"
@@ -197,7 +204,7 @@ class SlackSettings(_Section):
     app_token_env: EnvName = "SLACK_APP_TOKEN"  # noqa: S105 - a variable's name, not a secret
     signing_secret_env: EnvName = "SLACK_SIGNING_SECRET"  # noqa: S105 - a variable's name, not a secret
     api_base: Url = "https://slack.com/api/"
-    admins: list[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]+$")]] = []
+    admins: FrozenList[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]+$")]] = ()
 
 
 class DigestSettings(_Section):
@@ -210,7 +217,7 @@ class Settings(_Section):
     """The whole validated config. Frozen: nothing changes it after start."""
 
     bot: BotSettings = BotSettings()
-    services: list[ServiceSettings] = []
+    services: FrozenList[ServiceSettings] = ()
     verdict: VerdictSettings = VerdictSettings()
     probes: ProbeSettings = ProbeSettings()
     reports: ReportSettings = ReportSettings()
@@ -222,19 +229,21 @@ class Settings(_Section):
     @model_validator(mode="after")
     def _names_are_unique(self) -> Settings:
         # Keys, names and aliases must resolve to one service each, or "/isitdown x" is ambiguous.
-        seen: dict[str, str] = {}
+        # A service may repeat its own name as an alias; another service may not use it.
+        seen: dict[str, tuple[int, str]] = {}
         for i, svc in enumerate(self.services):
             for label, value in [("key", svc.key), ("name", svc.name)] + [
                 (f"aliases[{j}]", a) for j, a in enumerate(svc.aliases)
             ]:
                 folded = fold(value)
                 owner = seen.get(folded)
-                if owner is not None and owner != svc.key:
+                if owner is not None and owner[0] != i:
                     raise ValueError(
                         f"services[{i}].{label}: {value!r} is already used by service "
-                        f"{owner!r}; every key, name and alias must be unique"
+                        f"{owner[1]!r} (services[{owner[0]}]); every key, name and alias "
+                        "must be unique"
                     )
-                seen[folded] = svc.key
+                seen[folded] = (i, svc.key)
         return self
 
     def catalog(self) -> Catalog:

@@ -14,7 +14,11 @@ from bot.spec import CommandSpec, ParamKind
 
 
 class ParseError(Exception):
-    """The line cannot be split into arguments; the message says why."""
+    """The line cannot be split into arguments; ``key`` is the message catalog entry saying why."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +44,7 @@ def parse_args(spec: CommandSpec, text: str) -> dict[str, str]:
         lexer.commenters = ""
         words = list(lexer)
     except ValueError:
-        raise ParseError("unbalanced quotes") from None
+        raise ParseError("error.unbalanced_quotes") from None
     names = {p.name for p in spec.params}
     args: dict[str, str] = {}
     positional: list[str] = []
@@ -61,5 +65,5 @@ def parse_args(spec: CommandSpec, text: str) -> dict[str, str]:
         else:
             args[param.name] = positional.pop(0)
     if positional:
-        raise ParseError("too many arguments")
+        raise ParseError("error.too_many_args")
     return args

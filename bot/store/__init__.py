@@ -49,11 +49,16 @@ __all__ = [
     "ReportRules",
     "StatusRow",
     "Store",
+    "StoreClosed",
     "WorksForMeRow",
 ]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class StoreClosed(sqlite3.OperationalError):
+    """The store was closed; callers treat it like any other storage failure."""
 
 
 class ReportOutcome(enum.StrEnum):
@@ -122,7 +127,10 @@ class Store:
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, partial(fn, self._conn, *args))
+        try:
+            return await loop.run_in_executor(self._pool, partial(fn, self._conn, *args))
+        except RuntimeError as exc:  # the pool refuses work once shut down
+            raise StoreClosed("the store is closed") from exc
 
     # ---- catalog -------------------------------------------------------------------------
 
