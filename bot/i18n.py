@@ -147,6 +147,19 @@ EN: dict[str, str] = {
     "error.admin_only": "Only server admins can use /{command}.",
     "error.storage": "I could not reach my database just now. Nothing was changed; please try again in a minute.",
     "error.internal": "Something went wrong on my side. Nothing was changed; please try again.",
+    # plain-text and console rendering (bot/textrender.py, bot/adapters/console.py)
+    "render.verdict": "{category}: {headline}",
+    "render.latency": "{ms} ms",
+    "render.target": "{target}: {state}",
+    "render.targets": "Targets: {items}",
+    "render.share": "{problem} {share}%",
+    "render.problems": "Problems reported: {items}",
+    "render.chart": "Reports, last 24 h: {spark} (peak {peak} per {minutes} min)",
+    "render.next": "Next: {items}",
+    "console.hint": "Commands start with /, try /help",
+    "console.chart_saved": "Chart saved to {path}",
+    "console.chart_failed": "Could not save the chart to {path}: {reason}",
+    "error.unbalanced_quotes": "A quote is not closed. Usage: {usage}",
 }
 
 FR: dict[str, str] = {

@@ -1,0 +1,48 @@
+"""The adapter contract: what every platform adapter (console, Discord, Slack) must and must not do.
+
+An adapter is the thin edge between a chat platform and the bot. Its obligations:
+
+- Platform I/O only. It turns a platform event into an ``Invocation``, awaits ``dispatch``, and
+  renders the ``Reply`` with its own pure renderer. It holds no business rules: no verdicts, no
+  SQL, no catalog lookups.
+- It receives ``dispatch`` and its own settings, nothing else: never the store, the router or the
+  app (the mistake of adapters that reach into the core's web server).
+- It decides ``Invocation.is_admin`` at run time from what the platform says about the user
+  (guild permissions, workspace admins, the person at the terminal), never from user input.
+- Button clicks dispatch the same ``Invocation`` as typing the command the button names.
+- ``start`` and ``stop`` never call ``sys.exit`` and never block the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
+
+from bot.invocation import Invocation
+from bot.reply import Reply
+
+__all__ = ["Adapter", "Dispatch"]
+
+Dispatch = Callable[[Invocation], Awaitable[Reply]]
+"""Runs one command for one user; the only door from an adapter into the bot."""
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """One platform connection. Build it with ``(dispatch, settings...)``, then start it."""
+
+    name: str
+    """Short platform name ("console", "discord", "slack"), used in logs and Invocation.platform."""
+
+    async def start(self) -> None:
+        """Connect and begin serving.
+
+        Returns once the adapter runs in the background (chat platforms), or, for the console,
+        runs until end of input or ``/quit``. Raises on a configuration or connection error that
+        retrying cannot fix, with a message that says what to change.
+        """
+        ...
+
+    async def stop(self) -> None:
+        """Stop serving and release the connection; safe to call more than once or before start."""
+        ...

@@ -1,0 +1,158 @@
+"""The composition root: builds the store, verdicts, router, scheduler and adapters; runs them.
+
+The only place that knows every piece; everything else receives its collaborators explicitly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.adapters.console import ConsoleAdapter
+from bot.api import ApiServer
+from bot.config import Settings
+from bot.context import CommandContext
+from bot.demo import Demo, demo_database, reset_database
+from bot.model import Catalog
+from bot.resolve import Resolver
+from bot.router import Router
+from bot.store import Store
+from bot.verdicts import VerdictService
+from commands import COMMANDS
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The bot cannot start as configured; the message says what to change."""
+
+
+@dataclass
+class App:
+    settings: Settings
+    catalog: Catalog
+    store: Store
+    router: Router
+    verdicts: VerdictService
+    scheduler: AsyncIOScheduler
+    demo: Demo | None = None
+    api: ApiServer | None = None
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    async def create(cls, settings: Settings, *, demo: bool) -> App:
+        _refuse_unbuilt_adapters(settings)
+        catalog = settings.catalog()
+        database = settings.bot.database
+        demo_mode = None
+        if demo:
+            demo_mode = Demo()
+            catalog = Catalog(catalog.services + await demo_mode.start_targets())
+            path = demo_database(database)
+            reset_database(path)
+            database = str(path)
+        store = await Store.open(database, catalog)
+        verdicts = VerdictService(store, settings)
+        ctx = CommandContext(
+            settings=settings,
+            catalog=catalog,
+            store=store,
+            resolver=Resolver(catalog),
+            verdicts=verdicts,
+        )
+        app = cls(
+            settings=settings,
+            catalog=catalog,
+            store=store,
+            router=Router(ctx, COMMANDS),
+            verdicts=verdicts,
+            scheduler=AsyncIOScheduler(timezone=settings.bot.timezone),
+            demo=demo_mode,
+        )
+        if settings.api.enabled:
+            host, _, port = settings.api.listen.rpartition(":")
+            app.api = ApiServer(
+                catalog=catalog,
+                resolver=ctx.resolver,
+                store=store,
+                verdicts=verdicts,
+                host=host.strip("[]"),
+                port=int(port),
+            )
+        return app
+
+    async def start(self) -> None:
+        self.scheduler.start()
+        if self.api is not None:
+            try:
+                await self.api.start()
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot listen on {self.settings.api.listen} ({exc.strerror}); "
+                    "change [api] listen or set [api] enabled = false"
+                ) from None
+        if self.demo is not None:
+            ctx = self.router.ctx
+            counts = await self.demo.start(
+                store=self.store,
+                catalog=self.catalog,
+                scheduler=self.scheduler,
+                clock=ctx.clock,
+                dedupe_seconds=self.settings.reports.dedupe_minutes * 60,
+            )
+            log.info("demo seeded reports=%d probes=%d", counts.reports, counts.probes)
+
+    async def run(self, *, console: bool) -> None:
+        """Start everything, serve until the console closes or a signal arrives, then stop."""
+        await self.start()
+        try:
+            if console:
+                adapter = ConsoleAdapter(
+                    self.router.dispatch,
+                    {name: m.SPEC for name, m in COMMANDS.items()},
+                    lang=self.settings.bot.language,
+                    # A private folder per run: a shared, guessable /tmp path invites clobbering.
+                    chart_dir=Path(tempfile.mkdtemp(prefix="outagebot-charts-")),
+                )
+                await adapter.start()
+            else:
+                self._install_signal_handlers()
+                await self._stopping.wait()
+        finally:
+            await self.close()
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, self._stopping.set)
+
+    async def close(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.api is not None:
+            await self.api.stop()
+        if self.demo is not None:
+            await self.demo.stop()
+        await self.store.close()
+
+
+def _refuse_unbuilt_adapters(settings: Settings) -> None:
+    # Honest failure beats silently not connecting: these adapters are not in this build yet.
+    for name, enabled in (("discord", settings.discord.enabled), ("slack", settings.slack.enabled)):
+        if enabled:
+            raise StartupError(
+                f"[{name}] enabled = true, but this build has no {name} adapter yet; "
+                f"set [{name}] enabled = false"
+            )
+
+
+def chat_adapters_enabled(settings: Settings) -> bool:
+    return settings.discord.enabled or settings.slack.enabled

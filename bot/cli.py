@@ -1,0 +1,241 @@
+"""The command line: ``outagebot run | status | import | check-config``.
+
+Exit codes: 0 success, 1 the command ran but failed (bad import file, unknown service), 2 the
+configuration or the command line is wrong. Messages go to stderr and say what to change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings, resolve_config_path
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="config file (default: ./config.toml, else $OUTAGEBOT_CONFIG, else the example)",
+    )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log progress at INFO level",
+    )
+    parser = argparse.ArgumentParser(
+        prog="outagebot",
+        description="Is it down, or is it just me? A chat bot for Discord and Slack.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", parents=[common], help="start the bot")
+    demo = run.add_mutually_exclusive_group()
+    demo.add_argument(
+        "--demo",
+        dest="demo",
+        action="store_true",
+        default=None,
+        help="loopback services, simulated regions and seeded history "
+        "(default when no chat adapter is enabled)",
+    )
+    demo.add_argument("--no-demo", dest="demo", action="store_false")
+    run.add_argument(
+        "--no-console",
+        action="store_true",
+        help="do not read commands from the terminal; run until SIGTERM",
+    )
+
+    status = sub.add_parser(
+        "status", parents=[common], help="the verdict for a service now or at a past moment"
+    )
+    status.add_argument("service")
+    status.add_argument("--at", metavar="ISO-TIME", help="e.g. 2022-12-28T21:30:00Z")
+    status.add_argument("--json", action="store_true", help="print the JSON verdict")
+
+    imp = sub.add_parser("import", parents=[common], help="bulk-load a JSON Lines file")
+    imp.add_argument("file", type=Path)
+
+    sub.add_parser("check-config", parents=[common], help="validate the config and exit")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(list(argv))
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    path = resolve_config_path(getattr(args, "config", None))
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        print("The configuration is invalid; nothing was started.", file=sys.stderr)
+        return 2
+    handler = {
+        "run": _run,
+        "status": _status,
+        "import": _import,
+        "check-config": _check_config,
+    }[args.command]
+    try:
+        return handler(settings, args, path)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _check_config(settings: Settings, args: argparse.Namespace, path: Path) -> int:
+    print(f"{path}: OK ({len(settings.services)} services)")
+    return 0
+
+
+def _run(settings: Settings, args: argparse.Namespace, path: Path) -> int:
+    from bot.app import App, StartupError, chat_adapters_enabled
+
+    demo = args.demo if args.demo is not None else not chat_adapters_enabled(settings)
+
+    async def go() -> None:
+        app = await App.create(settings, demo=demo)
+        await app.run(console=not args.no_console)
+
+    try:
+        asyncio.run(go())
+    except StartupError as exc:
+        print(f"outagebot: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _status(settings: Settings, args: argparse.Namespace, path: Path) -> int:
+    from bot.reply import Reply, ReplyKind
+    from bot.resolve import Resolver
+    from bot.store import Store
+    from bot.verdict_json import verdict_to_json
+    from bot.verdicts import VerdictService
+
+    at = None
+    if args.at:
+        try:
+            at = datetime.fromisoformat(args.at.replace("Z", "+00:00"))
+        except ValueError:
+            at = None
+        if at is None or at.tzinfo is None:
+            print(
+                f"outagebot: --at {args.at!r} is not an ISO 8601 time with a timezone "
+                "(e.g. 2022-12-28T21:30:00Z)",
+                file=sys.stderr,
+            )
+            return 2
+    catalog = settings.catalog()
+    resolver = Resolver(catalog)
+    service = resolver.resolve(args.service)
+    if service is None:
+        hints = ", ".join(s.key for s in resolver.suggest(args.service))
+        print(
+            f"outagebot: unknown service {args.service!r}"
+            + (f"; did you mean {hints}?" if hints else "; see [[services]] in the config"),
+            file=sys.stderr,
+        )
+        return 1
+
+    async def go() -> int:
+        store = await Store.open(settings.bot.database, catalog)
+        try:
+            verdict = await VerdictService(store, settings).verdict(service, at)
+        finally:
+            await store.close()
+        if args.json:
+            print(json.dumps(verdict_to_json(verdict), indent=2, ensure_ascii=False))
+        else:
+            from bot.textrender import render_plain
+
+            print(render_plain(Reply(ReplyKind.VERDICT, verdict=verdict), settings.bot.language))
+        return 0
+
+    return asyncio.run(go())
+
+
+def _import(settings: Settings, args: argparse.Namespace, path: Path) -> int:
+    from bot.importer import ImportErrors, import_file
+    from bot.resolve import Resolver
+    from bot.store import Store
+
+    file: Path = args.file
+    if not file.is_file():
+        print(f"outagebot: {file} is not a file", file=sys.stderr)
+        return 1
+    catalog = settings.catalog()
+    progress = _ProgressBar() if sys.stderr.isatty() else None
+
+    async def go() -> int:
+        store = await Store.open(settings.bot.database, catalog)
+        started = time.perf_counter()
+        try:
+            counts = await import_file(
+                file,
+                store,
+                Resolver(catalog),
+                dedupe_seconds=settings.reports.dedupe_minutes * 60,
+                progress=progress.update if progress else None,
+            )
+        except ImportErrors as exc:
+            if progress:
+                progress.close()
+            print(f"{file}: not imported:\n{exc}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+        if progress:
+            progress.close()
+        took = time.perf_counter() - started
+        events = counts.reports + counts.works_for_me + counts.probes + counts.status
+        print(
+            f"Imported from {file}: {counts.reports:,} reports ({counts.counted:,} counted), "
+            f"{counts.works_for_me:,} works-for-me, {counts.probes:,} probe results, "
+            f"{counts.status:,} status snapshots in {took:.1f} s "
+            f"({events / took if took else 0:,.0f} events/s). Rows already stored were skipped."
+        )
+        return 0
+
+    return asyncio.run(go())
+
+
+class _ProgressBar:
+    """A two-phase progress bar (checking, then writing) on a terminal."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self._tasks: dict[str, int] = {}
+        self._progress.start()
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        if phase not in self._tasks:
+            label = "Checking" if phase == "check" else "Writing"
+            self._tasks[phase] = int(self._progress.add_task(label, total=total))
+        self._progress.update(self._tasks[phase], completed=done, total=total)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._progress.stop()
