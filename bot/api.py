@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from bot.model import Catalog, Service
+from bot.model import Catalog, Service, parse_time
 from bot.resolve import Resolver
 from bot.store import Store
 from bot.verdict_json import verdict_to_json
@@ -86,11 +85,8 @@ class ApiServer:
         at = None
         raw_at = request.query.get("at")
         if raw_at is not None:
-            try:
-                at = datetime.fromisoformat(raw_at.replace("Z", "+00:00"))
-            except ValueError:
-                at = None
-            if at is None or at.tzinfo is None:
+            at = parse_time(raw_at)
+            if at is None:
                 return _error(
                     400,
                     f"at={raw_at[:64]!r} is not an ISO 8601 time with a timezone",

@@ -18,14 +18,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import matplotlib.dates as mdates
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["ChartData", "render_png", "sparkline"]
 
@@ -98,6 +95,11 @@ class ChartData:
 
 def render_png(data: ChartData) -> bytes:
     """Draw ``data`` as an ~800x300 PNG; the same input always gives the same bytes."""
+    # Imported here: matplotlib costs ~0.3 s and tens of MB, and most processes that handle
+    # ChartData (the CLI, the store, commands) never draw one.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=_FIGSIZE, dpi=_DPI, layout="constrained")
     # An explicit Agg canvas: the figure never touches pyplot's global backend machinery.
     FigureCanvasAgg(fig)
@@ -128,6 +130,11 @@ def _draw_empty(fig: Figure, data: ChartData) -> None:
 
 
 def _draw_series(fig: Figure, data: ChartData) -> None:
+    """Reports, the usual band and line, failing shading, axes and legend."""
+    import matplotlib.dates as mdates
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
     zone = ZoneInfo(data.timezone)
     step = data.step
     # Bucket i spans edges[i]..edges[i+1]; step artists need the closing edge too.

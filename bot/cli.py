@@ -13,7 +13,6 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
@@ -122,6 +121,7 @@ def _run(settings: Settings, args: argparse.Namespace, path: Path) -> int:
 
 
 def _status(settings: Settings, args: argparse.Namespace, path: Path) -> int:
+    from bot.model import parse_time
     from bot.reply import Reply, ReplyKind
     from bot.resolve import Resolver
     from bot.store import Store
@@ -130,11 +130,8 @@ def _status(settings: Settings, args: argparse.Namespace, path: Path) -> int:
 
     at = None
     if args.at:
-        try:
-            at = datetime.fromisoformat(args.at.replace("Z", "+00:00"))
-        except ValueError:
-            at = None
-        if at is None or at.tzinfo is None:
+        at = parse_time(args.at)
+        if at is None:
             print(
                 f"outagebot: --at {args.at!r} is not an ISO 8601 time with a timezone "
                 "(e.g. 2022-12-28T21:30:00Z)",

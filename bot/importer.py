@@ -14,11 +14,11 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.model import Indicator, Problem, Service, to_epoch
+from bot.model import Indicator, Problem, Service, parse_time, utcnow
 from bot.regions import normalize_region
 from bot.resolve import Resolver
 from bot.router import problem_from_word
@@ -31,8 +31,10 @@ from bot.store import (
     Store,
     WorksForMeRow,
 )
+from bot.text import clean_note, has_control, strip_invisible
 
 MAX_LINE_BYTES = 65_536
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_ERRORS_SHOWN = 20
 BATCH_SIZE = 20_000
 
@@ -149,6 +151,7 @@ class _LineParser:
         self._resolver = resolver
         self._ids = ids
         self._services: dict[str, Service] = {}  # raw name -> service, cached: names repeat
+        self._latest = utcnow() + timedelta(days=1)
 
     def add(self, raw: bytes, batch: ImportBatch) -> None:
         if len(raw) > MAX_LINE_BYTES:
@@ -174,7 +177,7 @@ class _LineParser:
             raise BadLine(f"unknown key {', '.join(sorted(extra))} (a {kind} has: {allowed})")
         service = self._service(obj["service"])
         sid = self._ids[service.key]
-        at = _time(obj["at"])
+        at = _time(obj["at"], self._latest)
         if kind == "report":
             batch.reports.append(
                 ReportRow(
@@ -251,16 +254,17 @@ class _LineParser:
         )
 
 
-def _time(value: object) -> float:
+def _time(value: object, latest: datetime) -> float:
     if not isinstance(value, str):
         raise BadLine('"at" must be an ISO 8601 time string like 2022-12-28T21:30:00Z')
-    try:
-        at = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise BadLine(f'"at" {value!r} is not an ISO 8601 time like 2022-12-28T21:30:00Z') from None
-    if at.tzinfo is None:
-        raise BadLine(f'"at" {value!r} has no timezone; add Z for UTC')
-    to_epoch(at)
+    at = parse_time(value)
+    if at is None:
+        if parse_time(value + "Z") is not None:
+            raise BadLine(f'"at" {value!r} has no timezone; add Z for UTC')
+        raise BadLine(f'"at" {value!r} is not an ISO 8601 time like 2022-12-28T21:30:00Z')
+    # Out-of-range times are typos (a year 0001, a future date) that would skew baselines.
+    if at < EARLIEST or at > latest:
+        raise BadLine(f'"at" {value!r} is outside 2000-01-01 .. tomorrow; check the date')
     return at.timestamp()
 
 
@@ -292,7 +296,9 @@ def _string(obj: dict[str, Any], key: str, limit: int) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise BadLine(f'"{key}" must be a non-empty string of at most {limit} characters')
-    return value
+    if has_control(value):
+        raise BadLine(f'"{key}" contains control characters; use plain text')
+    return strip_invisible(value)
 
 
 def _note(value: object) -> str:
@@ -300,4 +306,6 @@ def _note(value: object) -> str:
         return ""
     if not isinstance(value, str) or len(value) > 500:
         raise BadLine('"note" must be a string of at most 500 characters')
-    return value
+    # Stored like a chat note: control and invisible characters removed, so an imported
+    # escape sequence never reaches a terminal or a chat message.
+    return clean_note(value, 500)

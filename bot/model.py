@@ -187,6 +187,18 @@ class Catalog:
         return next((s for s in self.services if s.key == key), None)
 
 
+def parse_time(value: str) -> datetime | None:
+    """An ISO 8601 time with a timezone ("2022-12-28T21:30:00Z"); None if it is not one."""
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
