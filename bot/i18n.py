@@ -57,6 +57,7 @@ EN: dict[str, str] = {
     "note.status": "Official status: {status}",
     "note.status_disagrees": "Official status: {status} (it disagrees with what we see)",
     "note.works_for_me": "{count} people said it works for them.",
+    "note.works_for_me.one": "1 person said it works for them.",
     # categories, states and problems as shown in tables
     "category.up": "Up",
     "category.user_reports": "User reports",
@@ -175,8 +176,14 @@ _AND = {"en": " and ", "fr": " et "}
 
 
 def render(message: Message, lang: str = "en") -> str:
-    """``message`` in ``lang`` (falling back to English), with its parameters filled in."""
-    template = CATALOGS.get(lang, EN).get(message.key) or EN[message.key]
+    """``message`` in ``lang`` (falling back to English), with its parameters filled in.
+
+    A key may have a ``.one`` variant, used when the ``count`` parameter is 1.
+    """
+    key = message.key
+    if message.params.get("count") == 1 and f"{key}.one" in EN:
+        key = f"{key}.one"
+    template = CATALOGS.get(lang, EN).get(key) or EN[key]
     params = {k: _param(v, lang) for k, v in message.params.items()}
     return template.format(**params).strip()
 

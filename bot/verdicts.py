@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from bot.charts import ChartData
 from bot.config import Settings
 from bot.detector import Detector, ThresholdDetector
+from bot.i18n import text
 from bot.model import Service, to_epoch, utcnow
 from bot.store import EvidenceWindows, Store
 from bot.verdict import Thresholds, Verdict, decide
@@ -42,6 +43,7 @@ class VerdictService:
             status_max_age_seconds=v.status_max_age_minutes * 60,
         )
         self._timezone = settings.bot.timezone
+        self._language = settings.bot.language
 
     async def verdict(self, service: Service, at: datetime | None = None) -> Verdict:
         evidence = await self._store.evidence(service, at or utcnow(), self.windows)
@@ -69,7 +71,7 @@ class VerdictService:
                 ok, failed = ok + o, failed + f
             failing.append(failed > ok)
         return ChartData(
-            title=service.name,
+            title=text("chart.title", self._language, name=service.name),
             buckets=tuple(buckets),
             reports=tuple(reports),
             usual=tuple(usual),

@@ -210,7 +210,7 @@ def test_founding_example_shows_the_whole_picture() -> None:
     # The official line, flagged as disagreeing, and the "works for me" beside it.
     notes = [render(n) for n in v.notes]
     assert any("All Systems Operational" in n and "disagrees" in n for n in notes)
-    assert any("1 people said it works" in n for n in notes)
+    assert any("1 person said it works" in n for n in notes)
     assert all(t.state is TargetState.OK for t in v.targets)
 
 
