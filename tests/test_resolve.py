@@ -98,8 +98,8 @@ def test_named_arguments() -> None:
 @pytest.mark.parametrize(
     ("command", "text", "message"),
     [
-        ("report", 'twitter "unbalanced', "unbalanced quotes"),
-        ("isitdown", "twitter extra words", "too many arguments"),
+        ("report", 'twitter "unbalanced', "error.unbalanced_quotes"),
+        ("isitdown", "twitter extra words", "error.too_many_args"),
     ],
 )
 def test_parse_errors(command: str, text: str, message: str) -> None:
