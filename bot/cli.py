@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings, resolve_config_path
+from bot.model import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", parents=[common], help="bulk-load a JSON Lines file")
     imp.add_argument("file", type=Path)
+    imp.add_argument(
+        "--check",
+        action="store_true",
+        help="check every line and report problems, without writing anything",
+    )
 
     sub.add_parser("check-config", parents=[common], help="validate the config and exit")
     return parser
@@ -170,7 +176,7 @@ def _status(settings: Settings, args: argparse.Namespace, path: Path) -> int:
 def _import(settings: Settings, args: argparse.Namespace, path: Path) -> int:
     from bot.importer import ImportErrors, import_file
     from bot.resolve import Resolver
-    from bot.store import Store
+    from bot.store import ImportConflict, Store
 
     file: Path = args.file
     if not file.is_file():
@@ -179,37 +185,75 @@ def _import(settings: Settings, args: argparse.Namespace, path: Path) -> int:
     catalog = settings.catalog()
     progress = _ProgressBar() if sys.stderr.isatty() else None
 
+    if args.check:
+        return _check_import(file, catalog, progress)
+
     async def go() -> int:
         store = await Store.open(settings.bot.database, catalog)
         started = time.perf_counter()
         try:
-            counts = await import_file(
+            result = await import_file(
                 file,
                 store,
                 Resolver(catalog),
                 dedupe_seconds=settings.reports.dedupe_minutes * 60,
                 progress=progress.update if progress else None,
             )
-        except ImportErrors as exc:
+        except (ImportErrors, ImportConflict) as exc:
             if progress:
                 progress.close()
             print(f"{file}: not imported:\n{exc}", file=sys.stderr)
             return 1
+        except KeyboardInterrupt:
+            if progress:
+                progress.close()
+            print(f"{file}: interrupted; run the same import again to finish it.", file=sys.stderr)
+            return 130
         finally:
             await store.close()
         if progress:
             progress.close()
         took = time.perf_counter() - started
+        counts = result.counts
+        if result.already_imported:
+            print(f"{file} was already imported (same content); nothing to do.")
+            return 0
         events = counts.reports + counts.works_for_me + counts.probes + counts.status
+        resumed = (
+            f" Resumed after {result.skipped_batches} of {result.batches} batches committed "
+            "by an earlier run."
+            if result.skipped_batches
+            else ""
+        )
         print(
             f"Imported from {file}: {counts.reports:,} reports ({counts.counted:,} counted), "
             f"{counts.works_for_me:,} works-for-me, {counts.probes:,} probe results, "
             f"{counts.status:,} status snapshots in {took:.1f} s "
-            f"({events / took if took else 0:,.0f} events/s). Rows already stored were skipped."
+            f"({events / took if took else 0:,.0f} events/s).{resumed}"
         )
         return 0
 
     return asyncio.run(go())
+
+
+def _check_import(file: Path, catalog: Catalog, progress: _ProgressBar | None) -> int:
+    from bot.importer import ImportErrors, check_file
+    from bot.resolve import Resolver
+
+    # Ids only need to exist for the check; nothing is opened or written.
+    ids = {s.key: i for i, s in enumerate(catalog.services, start=1)}
+    try:
+        events = check_file(
+            file, Resolver(catalog), ids, progress=progress.update if progress else None
+        )
+    except ImportErrors as exc:
+        print(f"{file}: not importable:\n{exc}", file=sys.stderr)
+        return 1
+    finally:
+        if progress:
+            progress.close()
+    print(f"{file}: {events:,} events, all valid. Nothing was written (--check).")
+    return 0
 
 
 class _ProgressBar:
@@ -230,7 +274,7 @@ class _ProgressBar:
 
     def update(self, phase: str, done: int, total: int) -> None:
         if phase not in self._tasks:
-            label = "Checking" if phase == "check" else "Writing"
+            label = "Checking" if phase == "check" else "Importing"
             self._tasks[phase] = int(self._progress.add_task(label, total=total))
         self._progress.update(self._tasks[phase], completed=done, total=total)  # type: ignore[arg-type]
 

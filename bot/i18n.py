@@ -112,7 +112,6 @@ EN: dict[str, str] = {
     "report.counted": "Thanks: your {problem} report about {name} from {region} counts toward the verdict.",
     "report.comment": "You already reported {name} in the last {minutes} minutes; we kept this as a comment.",
     "report.capped": "Thanks: we kept your report. Enough reports about {name} came from this server already, so it does not count again.",
-    "report.duplicate": "We already have this report.",
     "report.rate_limited": "You sent many reports in the last hour. Please wait a while before reporting again.",
     "wfm.counted": "Thanks: noted that {name} works for you in {region}.",
     "wfm.duplicate": "You already said {name} works for you in the last {minutes} minutes.",

@@ -1,22 +1,25 @@
 """``outagebot import FILE.jsonl``: bulk-load reports, confirmations, probes and status history.
 
-The whole file is read and checked before anything is written, so a malformed line or an unknown
-service changes nothing: every problem is reported with its line number. A valid file is then
-written in batches, each in its own transaction (a running bot's writes interleave instead of
-timing out). Writes are idempotent, so an import interrupted by a crash is finished by running it
-again. The parsed file is held in memory (roughly 150 bytes per event): split files of tens of
-millions of events.
+All or nothing: a malformed line or an unknown service is reported with its line number and the
+file leaves nothing behind. Batches are written (each its own transaction, so a running bot's
+writes interleave) while the following lines are still being checked, and taken out again if a
+bad line turns up. Each import is recorded by the file's content hash: running the same file again
+says it is already imported, and an import interrupted by a crash resumes after its last committed
+batch. Memory stays at about two batches whatever the file size.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import hashlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from bot.model import Indicator, Problem, Service, parse_time, utcnow
 from bot.regions import normalize_region
@@ -25,6 +28,7 @@ from bot.router import problem_from_word
 from bot.store import (
     ImportBatch,
     ImportCounts,
+    ImportJob,
     ProbeRow,
     ReportRow,
     StatusRow,
@@ -38,16 +42,23 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_ERRORS_SHOWN = 20
 BATCH_SIZE = 20_000
 
-_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     # type: (required keys, optional keys)
-    "report": ({"type", "at", "service", "region", "user"}, {"problem", "note"}),
-    "works_for_me": ({"type", "at", "service", "region", "user"}, set()),
-    "probe": (
-        {"type", "at", "service", "target", "region", "ok"},
-        {"status", "latency_ms", "error"},
+    "report": (
+        frozenset({"type", "at", "service", "region", "user"}),
+        frozenset({"problem", "note"}),
     ),
-    "status_page": ({"type", "at", "service", "indicator", "description"}, set()),
+    "works_for_me": (frozenset({"type", "at", "service", "region", "user"}), frozenset()),
+    "probe": (
+        frozenset({"type", "at", "service", "target", "region", "ok"}),
+        frozenset({"status", "latency_ms", "error"}),
+    ),
+    "status_page": (
+        frozenset({"type", "at", "service", "indicator", "description"}),
+        frozenset(),
+    ),
 }
+_ALLOWED = {kind: req | opt for kind, (req, opt) in _FIELDS.items()}
 
 
 class BadLine(ValueError):
@@ -69,7 +80,16 @@ class ImportErrors(Exception):
         return "\n".join(lines)
 
 
-Progress = Callable[[str, int, int], None]  # (phase, done, total)
+Progress = Callable[[str, int, int], None]  # (phase, bytes done, bytes total)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    counts: ImportCounts
+    events: int = 0
+    batches: int = 0
+    skipped_batches: int = 0  # committed by an earlier, interrupted run of the same file
+    already_imported: bool = False
 
 
 async def import_file(
@@ -79,29 +99,69 @@ async def import_file(
     *,
     dedupe_seconds: int,
     progress: Progress | None = None,
-) -> ImportCounts:
-    """Check then write ``path``; raise ImportErrors (writing nothing) if any line is bad."""
-    batch = parse_file(path, resolver, store.service_ids(), progress=progress)
-    return await write_batch(store, batch, dedupe_seconds=dedupe_seconds, progress=progress)
+) -> ImportResult:
+    """Import ``path``; on any bad line raise ImportErrors with nothing left behind.
+
+    Batches are written on the store's thread while the next lines are checked here, so the
+    two halves of the work overlap on two cores. If a bad line turns up, writing stops, the
+    rest of the file is still checked (to report every problem), and every batch this import
+    wrote is taken out again, rollups included.
+    """
+    job = await store.begin_import(await asyncio.to_thread(_sha256, path), path.name, BATCH_SIZE)
+    if job.finished:
+        return ImportResult(ImportCounts(), already_imported=True)
+    writer = _Writer(store, job, dedupe_seconds)
+    errors = ImportErrors()
+    parser = _LineParser(resolver, store.service_ids())
+    number = 0
+    try:
+        for batch in _batches(path, parser, errors, progress, phase="import"):
+            number += 1
+            # Once a line is bad nothing more is written; batches an earlier run committed
+            # are not written twice.
+            if not errors.total and number > job.batches_done:
+                await writer.submit(number, batch)
+        await writer.drain()
+    except BaseException:
+        # Interrupted (Ctrl-C, a crash of ours): committed batches stay recorded, and running
+        # the same import again resumes after them.
+        await writer.drain(quiet=True)
+        raise
+    if errors.total:
+        await store.abort_import(job)
+        raise errors
+    await store.finish_import(job, parser.events)
+    return ImportResult(writer.counts, parser.events, number, min(job.batches_done, number))
 
 
-def parse_file(
-    path: Path,
-    resolver: Resolver,
-    ids: dict[str, int],
-    *,
-    progress: Progress | None = None,
-) -> ImportBatch:
-    size = path.stat().st_size
-    batch = ImportBatch()
+def check_file(
+    path: Path, resolver: Resolver, ids: dict[str, int], *, progress: Progress | None = None
+) -> int:
+    """Check every line without writing anything; return the number of events."""
     errors = ImportErrors()
     parser = _LineParser(resolver, ids)
+    for _batch in _batches(path, parser, errors, progress, phase="check"):
+        pass
+    if errors.total:
+        raise errors
+    return parser.events
+
+
+def _batches(
+    path: Path,
+    parser: _LineParser,
+    errors: ImportErrors,
+    progress: Progress | None,
+    *,
+    phase: str,
+) -> Iterator[ImportBatch]:
+    """Full batches of valid events in file order (the last one may be short)."""
+    size = path.stat().st_size
+    batch = ImportBatch()
     done = 0
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
             done += len(raw)
-            if progress and number % 50_000 == 0:
-                progress("check", done, size)
             if not raw.strip():
                 continue
             try:
@@ -110,38 +170,60 @@ def parse_file(
                 errors.total += 1
                 if len(errors.problems) < MAX_ERRORS_SHOWN:
                     errors.problems.append((number, str(exc)))
+                continue
+            if len(batch) >= BATCH_SIZE:
+                if progress:
+                    progress(phase, done, size)
+                yield batch
+                batch = ImportBatch()
+    if len(batch):
+        yield batch
     if progress:
-        progress("check", size, size)
-    if errors.total:
-        raise errors
-    return batch
+        progress(phase, size, size)
 
 
-async def write_batch(
-    store: Store, batch: ImportBatch, *, dedupe_seconds: int, progress: Progress | None = None
-) -> ImportCounts:
-    total = len(batch)
-    done = 0
-    sums = dict.fromkeys(("reports", "counted", "works_for_me", "probes", "status"), 0)
-    for part in _chunks(batch, BATCH_SIZE):
-        counts = await store.import_batch(part, dedupe_seconds)
-        for name in sums:
-            sums[name] += getattr(counts, name)
-        done += len(part)
-        if progress:
-            progress("write", done, total)
-    return ImportCounts(**sums)
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
-def _chunks(batch: ImportBatch, size: int) -> Iterator[ImportBatch]:
-    # Status and probes go first so that a verdict over a half-written import never shows
-    # reports without the status line that came with them.
-    for name in ("status", "probes", "works_for_me", "reports"):
-        rows: list[Any] = getattr(batch, name)
-        for start in range(0, len(rows), size):
-            part = ImportBatch()
-            getattr(part, name).extend(rows[start : start + size])
-            yield part
+class _Writer:
+    """Keeps one batch in flight on the store's thread while the caller checks the next."""
+
+    def __init__(self, store: Store, job: ImportJob, dedupe_seconds: int) -> None:
+        self._store = store
+        self._job = job
+        self._dedupe = dedupe_seconds
+        self._pending: asyncio.Future[ImportCounts] | None = None
+        self._sums = dict.fromkeys(("reports", "counted", "works_for_me", "probes", "status"), 0)
+
+    async def submit(self, number: int, batch: ImportBatch) -> None:
+        await self.drain()
+        self._pending = asyncio.ensure_future(
+            self._store.import_batch(batch, self._dedupe, job=self._job, number=number)
+        )
+        # Let the task hand the batch to the store thread before we go back to parsing.
+        await asyncio.sleep(0)
+
+    async def drain(self, *, quiet: bool = False) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            counts = await pending
+        except Exception:
+            if quiet:
+                return
+            raise
+        for key in self._sums:
+            self._sums[key] += getattr(counts, key)
+
+    @property
+    def counts(self) -> ImportCounts:
+        return ImportCounts(**self._sums)
 
 
 class _LineParser:
@@ -152,29 +234,33 @@ class _LineParser:
         self._ids = ids
         self._services: dict[str, Service] = {}  # raw name -> service, cached: names repeat
         self._latest = utcnow() + timedelta(days=1)
+        self.events = 0  # valid events seen
+        self._regions: dict[str, str] = {}
+        self._problems: dict[str, str] = {}
 
     def add(self, raw: bytes, batch: ImportBatch) -> None:
         if len(raw) > MAX_LINE_BYTES:
             raise BadLine(f"line longer than {MAX_LINE_BYTES} bytes; one event per line")
         try:
-            obj = json.loads(raw)
-        except UnicodeDecodeError:
-            raise BadLine("not UTF-8 text") from None
-        except json.JSONDecodeError as exc:
-            raise BadLine(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            # orjson: ~6x faster than json here, and strict (no NaN, valid UTF-8 only).
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            reason = "not UTF-8 text" if "utf-8" in str(exc).lower() else f"not valid JSON ({exc})"
+            raise BadLine(reason) from None
         if not isinstance(obj, dict):
             raise BadLine('expected a JSON object like {"type": "report", ...}')
         kind = obj.get("type")
         if not isinstance(kind, str) or kind not in _FIELDS:
             raise BadLine(f'"type" must be one of {", ".join(sorted(_FIELDS))}, not {kind!r}')
-        required, optional = _FIELDS[kind]
-        missing = required - obj.keys()
-        if missing:
-            raise BadLine(f"{kind} is missing {', '.join(sorted(missing))}")
-        extra = obj.keys() - required - optional
-        if extra:
-            allowed = ", ".join(sorted(required | optional))
-            raise BadLine(f"unknown key {', '.join(sorted(extra))} (a {kind} has: {allowed})")
+        required = _FIELDS[kind][0]
+        keys = obj.keys()
+        # Set comparisons on dict keys run in C; the messages are built only on failure.
+        if not required <= keys:
+            raise BadLine(f"{kind} is missing {', '.join(sorted(required - keys))}")
+        if not keys <= _ALLOWED[kind]:
+            extra = ", ".join(sorted(keys - _ALLOWED[kind]))
+            allowed = ", ".join(sorted(_ALLOWED[kind]))
+            raise BadLine(f"unknown key {extra} (a {kind} has: {allowed})")
         service = self._service(obj["service"])
         sid = self._ids[service.key]
         at = _time(obj["at"], self._latest)
@@ -183,8 +269,8 @@ class _LineParser:
                 ReportRow(
                     sid,
                     int(at),
-                    _region(obj["region"]),
-                    _problem(obj.get("problem")),
+                    self._region(obj["region"]),
+                    self._problem(obj.get("problem")),
                     "import",
                     "",
                     _string(obj, "user", 128),
@@ -194,7 +280,12 @@ class _LineParser:
         elif kind == "works_for_me":
             batch.works_for_me.append(
                 WorksForMeRow(
-                    sid, int(at), _region(obj["region"]), "import", "", _string(obj, "user", 128)
+                    sid,
+                    int(at),
+                    self._region(obj["region"]),
+                    "import",
+                    "",
+                    _string(obj, "user", 128),
                 )
             )
         elif kind == "probe":
@@ -205,6 +296,24 @@ class _LineParser:
                     sid, int(at), _indicator(obj["indicator"]), _string(obj, "description", 500)
                 )
             )
+        self.events += 1
+
+    def _region(self, value: object) -> str:
+        # Cached: a file holds a handful of distinct regions and problems in millions of lines.
+        if isinstance(value, str):
+            code = self._regions.get(value)
+            if code is None:
+                code = self._regions[value] = _region(value)
+            return code
+        return _region(value)
+
+    def _problem(self, value: object) -> str:
+        if isinstance(value, str):
+            problem = self._problems.get(value)
+            if problem is None:
+                problem = self._problems[value] = _problem(value)
+            return problem
+        return _problem(value)
 
     def _service(self, name: object) -> Service:
         if not isinstance(name, str) or not name.strip():

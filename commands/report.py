@@ -51,7 +51,6 @@ async def run(ctx: CommandContext, inv: Invocation, args: Args) -> Reply:
         ReportOutcome.COUNTED: "report.counted",
         ReportOutcome.COMMENT: "report.comment",
         ReportOutcome.CAPPED: "report.capped",
-        ReportOutcome.DUPLICATE: "report.duplicate",
         ReportOutcome.RATE_LIMITED: "report.rate_limited",
     }[outcome]
     message = Message(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bot import importer
 from bot.config import EXAMPLE_CONFIG, load_settings
 from bot.importer import MAX_ERRORS_SHOWN, MAX_LINE_BYTES, ImportErrors, import_file
 from bot.model import Catalog
@@ -38,7 +39,10 @@ async def store(tmp_path: Path, catalog: Catalog):
 
 
 async def run_import(path: Path, store: Store, catalog: Catalog, progress: Any = None):
-    return await import_file(path, store, Resolver(catalog), dedupe_seconds=HOUR, progress=progress)
+    result = await import_file(
+        path, store, Resolver(catalog), dedupe_seconds=HOUR, progress=progress
+    )
+    return result.counts
 
 
 def line(kind: str = "report", **changes: Any) -> str:
@@ -136,8 +140,8 @@ async def test_second_report_in_the_same_hour_counts_once(
 async def test_rerunning_an_import_adds_nothing(store: Store, catalog: Catalog) -> None:
     await run_import(VALID, store, catalog)
     before = await store.table_counts()
-    again = await run_import(VALID, store, catalog)
-    assert again == ImportCounts()  # all zero
+    again = await import_file(VALID, store, Resolver(catalog), dedupe_seconds=HOUR)
+    assert again.already_imported and again.counts == ImportCounts()  # all zero
     assert await store.table_counts() == before
     twitter = catalog.get("twitter")
     assert twitter is not None
@@ -184,16 +188,12 @@ async def test_uk_is_accepted_for_gb(tmp_path: Path, store: Store, catalog: Cata
     assert [p.region for p in ev.probes] == ["GB"]
 
 
-async def test_progress_reports_both_phases(store: Store, catalog: Catalog) -> None:
+async def test_progress_reports_bytes_up_to_the_whole_file(store: Store, catalog: Catalog) -> None:
     calls: list[tuple[str, int, int]] = []
     await run_import(VALID, store, catalog, progress=lambda *c: calls.append(c))
-    phases = [phase for phase, _, _ in calls]
-    assert phases.index("check") < phases.index("write")
     size = VALID.stat().st_size
-    assert ("check", size, size) in calls
-    writes = [(done, total) for phase, done, total in calls if phase == "write"]
-    assert writes[-1] == (12, 12)  # every event written
-    assert [d for d, _ in writes] == sorted(d for d, _ in writes)
+    assert calls and all(phase == "import" and total == size for phase, _, total in calls)
+    assert calls[-1][1] == size
 
 
 # ---- bad lines: each names its line number and what to fix -------------------------------
@@ -231,9 +231,9 @@ BAD_LINES: dict[str, tuple[str | bytes, str]] = {
     "status_is_a_string": (line("probe", status="200"), '"status" must be an HTTP status'),
     "status_is_a_bool": (line("probe", status=True), '"status" must be an HTTP status'),
     "negative_latency": (line("probe", latency_ms=-1), '"latency_ms" must be a number'),
-    # json.loads accepts the bare tokens NaN and Infinity although JSON has neither.
-    "nan_latency": (line("probe").replace("90.0", "NaN"), '"latency_ms" must be a number'),
-    "infinite_latency": (line("probe").replace("90.0", "Infinity"), '"latency_ms" must be'),
+    # JSON has no NaN or Infinity; the parser refuses the bare tokens as invalid JSON.
+    "nan_latency": (line("probe").replace("90.0", "NaN"), "not valid JSON"),
+    "infinite_latency": (line("probe").replace("90.0", "Infinity"), "not valid JSON"),
     "latency_is_a_string": (line("probe", latency_ms="fast"), '"latency_ms" must be a number'),
     "error_too_long": (line("probe", ok=False, error="e" * 201), '"error" must be a string'),
     "unknown_target": (line("probe", target="mobile"), "unknown target 'mobile' for twitter"),
@@ -341,3 +341,63 @@ async def test_indicator_that_is_a_list_is_a_bad_line(
         await run_import(path, store, catalog)
     [(number, message)] = caught.value.problems
     assert number == 1 and '"indicator"' in message and "is not one of" in message
+
+
+async def test_an_interrupted_import_resumes_after_its_last_committed_batch(
+    store: Store, catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small batches so the file spans several; the second run must finish the job exactly.
+    monkeypatch.setattr(importer, "BATCH_SIZE", 2)
+    path = tmp_path / "many.jsonl"
+    path.write_text(
+        "\n".join(line(user=f"u{i}", at=f"2022-12-28T21:{i:02d}:00Z") for i in range(9)) + "\n"
+    )
+
+    class Interrupted(Exception):
+        pass
+
+    calls = []
+
+    def stop_after_two_batches(phase: str, done: int, total: int) -> None:
+        # Called as each batch fills: the third call comes after two batches were handed over.
+        calls.append(done)
+        if len(calls) == 3:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        await run_import(path, store, catalog, progress=stop_after_two_batches)
+    assert (await store.table_counts())["reports"] == 4  # two whole batches, nothing partial
+    result = await import_file(path, store, Resolver(catalog), dedupe_seconds=HOUR)
+    assert (result.batches, result.skipped_batches) == (5, 2)
+    assert result.counts.reports == 5
+    assert (await store.table_counts())["reports"] == 9
+
+
+async def test_a_bad_line_after_written_batches_leaves_nothing_behind(
+    store: Store, catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "BATCH_SIZE", 2)
+    before = await store.table_counts()
+    lines = [line(user=f"u{i}", at=f"2022-12-28T21:{i:02d}:00Z") for i in range(7)]
+    lines += [line("probe", at=f"2022-12-28T21:{i:02d}:00Z") for i in range(3)]
+    lines.append(line(region="Atlantis"))  # the last line is bad
+    path = tmp_path / "late-error.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ImportErrors) as caught:
+        await run_import(path, store, catalog)
+    assert caught.value.problems[0][0] == 11
+    # Batches were written while the file was read; all of them, rollups included, are gone.
+    assert await store.table_counts() == before
+    twitter = catalog.get("twitter")
+    assert twitter is not None
+    ev = await store.evidence(twitter, AT, WINDOWS)
+    assert ev.reports == {} and ev.probes == ()
+    # The file can be fixed and imported afterwards.
+    path.write_text("\n".join(lines[:-1]) + "\n")
+    assert (await run_import(path, store, catalog)).reports == 7
+
+
+async def test_check_only_writes_nothing(store: Store, catalog: Catalog) -> None:
+    before = await store.table_counts()
+    assert importer.check_file(VALID, Resolver(catalog), store.service_ids()) > 0
+    assert await store.table_counts() == before

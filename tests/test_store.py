@@ -117,9 +117,10 @@ async def test_report_counts_once_per_user_and_window(store: Store) -> None:
     assert sum(ev.reports.values()) == 1  # the comment is stored but not counted
 
 
-async def test_same_report_twice_is_a_duplicate(store: Store) -> None:
+async def test_same_report_twice_in_one_second_is_a_comment(store: Store) -> None:
+    # A double click: the second one is kept, not counted.
     assert await store.add_report(report(store, "bob"), RULES) is ReportOutcome.COUNTED
-    assert await store.add_report(report(store, "bob"), RULES) is ReportOutcome.DUPLICATE
+    assert await store.add_report(report(store, "bob"), RULES) is ReportOutcome.COMMENT
 
 
 async def test_one_guild_is_capped(store: Store) -> None:

@@ -65,7 +65,6 @@ class ReportOutcome(enum.StrEnum):
     COUNTED = "counted"
     COMMENT = "comment"  # the user already reported this service in this window
     CAPPED = "capped"  # stored, but this tenant's share of the window is full
-    DUPLICATE = "duplicate"
     RATE_LIMITED = "rate_limited"
 
 
@@ -93,6 +92,20 @@ class ImportBatch:
 
     def __len__(self) -> int:
         return len(self.reports) + len(self.works_for_me) + len(self.probes) + len(self.status)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportJob:
+    """An import of one file, identified by its content hash."""
+
+    id: int
+    batch_size: int
+    batches_done: int
+    finished: bool
+
+
+class ImportConflict(Exception):
+    """The file's import record does not match: another process is importing it right now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +185,39 @@ class Store:
 
         return await self._call(run)
 
-    async def import_batch(self, batch: ImportBatch, dedupe_seconds: int) -> ImportCounts:
-        """Write one batch of imported events in a single transaction: all of it or none."""
-        return await self._call(_import_batch, batch, dedupe_seconds)
+    async def import_batch(
+        self,
+        batch: ImportBatch,
+        dedupe_seconds: int,
+        *,
+        job: ImportJob | None = None,
+        number: int = 0,
+    ) -> ImportCounts:
+        """Write one batch in a single transaction: all of it or none.
+
+        With ``job``, the batch's ``number`` (from 1) and the id ranges it added are recorded
+        in the same transaction: an interrupted import resumes after its last committed batch,
+        and ``abort_import`` can take every batch back out.
+        """
+        return await self._call(_import_batch, batch, dedupe_seconds, job, number)
+
+    async def begin_import(self, sha256: str, name: str, batch_size: int) -> ImportJob:
+        """The import record for a file: new, resumable, or already finished."""
+        return await self._call(_begin_import, sha256, name, batch_size)
+
+    async def finish_import(self, job: ImportJob, events: int) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute(
+                    "UPDATE imports SET finished_at = ?, events = ? WHERE id = ?",
+                    (to_epoch(datetime.now().astimezone()), events, job.id),
+                )
+
+        await self._call(run)
+
+    async def abort_import(self, job: ImportJob) -> None:
+        """Remove everything ``job`` wrote, rollups included, and forget the job."""
+        await self._call(_abort_import, job)
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -285,11 +328,9 @@ def _add_report(conn: sqlite3.Connection, row: ReportRow, rules: ReportRules) ->
         )
         if recent >= rules.user_hourly_limit:
             return ReportOutcome.RATE_LIMITED
-        stored, counted = report_sql.insert_reports(
+        _stored, counted = report_sql.insert_reports(
             conn, [row], dedupe_seconds=rules.dedupe_seconds, tenant_cap=rules.tenant_cap
         )
-        if not stored:
-            return ReportOutcome.DUPLICATE
         if counted:
             return ReportOutcome.COUNTED
         already = conn.execute(
@@ -300,10 +341,59 @@ def _add_report(conn: sqlite3.Connection, row: ReportRow, rules: ReportRules) ->
         return ReportOutcome.COMMENT if already else ReportOutcome.CAPPED
 
 
+def _begin_import(conn: sqlite3.Connection, sha256: str, name: str, batch_size: int) -> ImportJob:
+    with immediate(conn):
+        row = conn.execute(
+            "SELECT id, batch_size, batches_done, finished_at FROM imports WHERE sha256 = ?",
+            (sha256,),
+        ).fetchone()
+        if row is None:
+            now = to_epoch(datetime.now().astimezone())
+            cursor = conn.execute(
+                "INSERT INTO imports (sha256, name, batch_size, started_at) VALUES (?, ?, ?, ?)",
+                (sha256, name, batch_size, now),
+            )
+            return ImportJob(int(cursor.lastrowid or 0), batch_size, 0, False)
+    if int(row[1]) != batch_size and row[3] is None:
+        raise ImportConflict(
+            f"this file was partly imported with batches of {row[1]} events (now {batch_size}); "
+            "run the same outagebot version to finish it"
+        )
+    return ImportJob(int(row[0]), int(row[1]), int(row[2]), row[3] is not None)
+
+
+# Import kinds in the order a batch writes them, with their tables.
+_IMPORT_TABLES = (
+    ("status", "status_snapshots"),
+    ("probes", "probe_results"),
+    ("works_for_me", "works_for_me"),
+    ("reports", "reports"),
+)
+
+
 def _import_batch(
-    conn: sqlite3.Connection, batch: ImportBatch, dedupe_seconds: int
+    conn: sqlite3.Connection,
+    batch: ImportBatch,
+    dedupe_seconds: int,
+    job: ImportJob | None,
+    number: int,
 ) -> ImportCounts:
     with immediate(conn):
+        if job is not None:
+            done = conn.execute(
+                "UPDATE imports SET batches_done = ? WHERE id = ? AND batches_done = ?",
+                (number, job.id, number - 1),
+            )
+            if done.rowcount != 1:
+                raise ImportConflict(
+                    "another process is importing the same file; wait for it to finish"
+                )
+        before = {kind: _max_id(conn, table) for kind, table in _IMPORT_TABLES}
+        status = probe_sql.insert_status(conn, batch.status)
+        probes = probe_sql.insert_probes(conn, batch.probes) if batch.probes else 0
+        wfm = report_sql.insert_works_for_me(
+            conn, batch.works_for_me, dedupe_seconds=dedupe_seconds
+        )
         stored, counted = (
             report_sql.insert_reports(
                 conn, batch.reports, dedupe_seconds=dedupe_seconds, tenant_cap=None
@@ -311,12 +401,39 @@ def _import_batch(
             if batch.reports
             else (0, 0)
         )
-        wfm = report_sql.insert_works_for_me(
-            conn, batch.works_for_me, dedupe_seconds=dedupe_seconds
-        )
-        probes = probe_sql.insert_probes(conn, batch.probes) if batch.probes else 0
-        status = probe_sql.insert_status(conn, batch.status)
+        if job is not None:
+            # Inside BEGIN IMMEDIATE no one else writes, so new ids are exactly (before, max].
+            conn.executemany(
+                "INSERT INTO import_batches (import_id, number, kind, first_id, last_id) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (job.id, number, kind, before[kind] + 1, last)
+                    for kind, table in _IMPORT_TABLES
+                    if (last := _max_id(conn, table)) > before[kind]
+                ],
+            )
     return ImportCounts(stored, counted, wfm, probes, status)
+
+
+def _max_id(conn: sqlite3.Connection, table: str) -> int:
+    # Table names come from _IMPORT_TABLES only, never from input.
+    return int(conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0])  # noqa: S608
+
+
+def _abort_import(conn: sqlite3.Connection, job: ImportJob) -> None:
+    with immediate(conn):
+        ranges = conn.execute(
+            "SELECT kind, first_id, last_id FROM import_batches WHERE import_id = ?", (job.id,)
+        ).fetchall()
+        for kind, first, last in ranges:
+            if kind == "reports":
+                report_sql.delete_reports(conn, first, last)
+            elif kind == "probes":
+                probe_sql.delete_probes(conn, first, last)
+            else:
+                table = dict(_IMPORT_TABLES)[kind]
+                conn.execute(f"DELETE FROM {table} WHERE id BETWEEN ? AND ?", (first, last))  # noqa: S608
+        conn.execute("DELETE FROM imports WHERE id = ?", (job.id,))
 
 
 def _evidence(

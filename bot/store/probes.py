@@ -117,3 +117,27 @@ def active_maintenance(
         (service_id, at, at),
     ).fetchone()
     return None if row is None else (int(row[0]), int(row[1]), str(row[2]))
+
+
+def delete_probes(conn: sqlite3.Connection, first_id: int, last_id: int) -> None:
+    """Remove probe results with ids in [first_id, last_id] and take them out of the rollups.
+
+    ``latency_max`` cannot be un-maxed; it stays as an upper bound for the minutes touched.
+    """
+    rows = conn.execute(
+        "SELECT sum(ok), sum(1 - ok), coalesce(sum(latency_ms), 0), "
+        "service_id, at_ms / 60000 * 60, target, region FROM probe_results "
+        "WHERE id BETWEEN ? AND ? GROUP BY 4, 5, 6, 7",
+        (first_id, last_id),
+    ).fetchall()
+    conn.executemany(
+        "UPDATE probe_minutes SET ok = ok - ?, failed = failed - ?, latency_sum = latency_sum - ? "
+        "WHERE service_id = ? AND minute = ? AND target = ? AND region = ?",
+        rows,
+    )
+    conn.executemany(
+        "DELETE FROM probe_minutes WHERE service_id = ? AND minute = ? AND target = ? "
+        "AND region = ? AND ok + failed <= 0",
+        [row[3:] for row in rows],
+    )
+    conn.execute("DELETE FROM probe_results WHERE id BETWEEN ? AND ?", (first_id, last_id))

@@ -9,30 +9,25 @@ verdict reads a few dozen rollup rows instead of scanning raw reports.
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 HOUR = 3600
 
 _INSERT_REPORT = """
-INSERT OR IGNORE INTO reports
+INSERT INTO reports
     (service_id, at, bucket, region, problem, platform, tenant, user, note, counted)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 _ROLLUP_MINUTES = """
-INSERT INTO report_minutes (service_id, minute, region, problem, n)
-SELECT service_id, at / 60 * 60, region, problem, count(*)
-FROM reports WHERE id > ? AND counted = 1
-GROUP BY service_id, at / 60, region, problem
+INSERT INTO report_minutes (service_id, minute, region, problem, n) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (service_id, minute, region, problem) DO UPDATE SET n = n + excluded.n
 """
 
 _ROLLUP_HOURS = """
-INSERT INTO report_hours (service_id, hour, region, n)
-SELECT service_id, at / 3600 * 3600, region, count(*)
-FROM reports WHERE id > ? AND counted = 1
-GROUP BY service_id, at / 3600, region
+INSERT INTO report_hours (service_id, hour, region, n) VALUES (?, ?, ?, ?)
 ON CONFLICT (service_id, hour, region) DO UPDATE SET n = n + excluded.n
 """
 
@@ -60,14 +55,16 @@ def insert_reports(
 ) -> tuple[int, int]:
     """Insert ``rows`` inside the caller's transaction and update the rollups.
 
-    Returns (stored, counted): rows already stored (same user, service and second, as when an
-    import is re-run) are skipped; stored rows that did not count are kept as comments.
+    Returns (stored, counted); stored rows that did not count are kept as comments.
     """
-    before = max_report_id(conn)
     # Deciding "counted" here rather than with a NOT EXISTS subquery per row doubled import
-    # throughput. Counted users are loaded once per (service, platform, tenant, window).
+    # throughput, and counting the rollups in the same loop saves two GROUP BY passes over
+    # the new rows. Counted users are loaded once per (service, platform, tenant, window).
     counted_users: dict[tuple[int, str, str, int], set[str]] = {}
+    minutes: Counter[tuple[int, int, str, str]] = Counter()
+    hours: Counter[tuple[int, int, str]] = Counter()
     params = []
+    counted_total = 0
     for r in rows:
         bucket = r.at // dedupe_seconds
         group = (r.service_id, r.platform, r.tenant, bucket)
@@ -75,10 +72,14 @@ def insert_reports(
         if users is None:
             users = counted_users[group] = _counted_users(conn, group)
         # The cap limits one guild or workspace; direct messages and imports have no tenant.
-        cap = tenant_cap if r.tenant else None
-        counted = r.user not in users and (cap is None or len(users) < cap)
+        counted = r.user not in users and (
+            not r.tenant or tenant_cap is None or len(users) < tenant_cap
+        )
         if counted:
             users.add(r.user)
+            counted_total += 1
+            minutes[(r.service_id, r.at // 60 * 60, r.region, r.problem)] += 1
+            hours[(r.service_id, r.at // HOUR * HOUR, r.region)] += 1
         params.append(
             (
                 r.service_id,
@@ -94,12 +95,9 @@ def insert_reports(
             )
         )
     conn.executemany(_INSERT_REPORT, params)
-    conn.execute(_ROLLUP_MINUTES, (before,))
-    conn.execute(_ROLLUP_HOURS, (before,))
-    row = conn.execute(
-        "SELECT count(*), coalesce(sum(counted), 0) FROM reports WHERE id > ?", (before,)
-    ).fetchone()
-    return int(row[0]), int(row[1])
+    conn.executemany(_ROLLUP_MINUTES, [(*k, n) for k, n in minutes.items()])
+    conn.executemany(_ROLLUP_HOURS, [(*k, n) for k, n in hours.items()])
+    return len(params), counted_total
 
 
 def _counted_users(conn: sqlite3.Connection, group: tuple[int, str, str, int]) -> set[str]:
@@ -119,8 +117,10 @@ def user_reports_since(
     conn: sqlite3.Connection, *, platform: str, tenant: str, user: str, since: int
 ) -> int:
     """How many reports (counted or not) this user sent since ``since``: the rate limit's input."""
+    # The literal "platform != 'import'" lets SQLite use the partial index reports_chat_user.
     row = conn.execute(
-        "SELECT count(*) FROM reports WHERE platform = ? AND tenant = ? AND user = ? AND at >= ?",
+        "SELECT count(*) FROM reports WHERE platform = ? AND platform != 'import' "
+        "AND tenant = ? AND user = ? AND at >= ?",
         (platform, tenant, user, since),
     ).fetchone()
     return int(row[0])
@@ -224,3 +224,36 @@ def hourly_totals(
         (service_id, since, until),
     )
     return {int(hour): int(n) for hour, n in rows}
+
+
+def delete_reports(conn: sqlite3.Connection, first_id: int, last_id: int) -> None:
+    """Remove reports with ids in [first_id, last_id] and take them out of the rollups."""
+    minutes = conn.execute(
+        "SELECT count(*), service_id, at / 60 * 60, region, problem FROM reports "
+        "WHERE id BETWEEN ? AND ? AND counted = 1 GROUP BY 2, 3, 4, 5",
+        (first_id, last_id),
+    ).fetchall()
+    hours = conn.execute(
+        "SELECT count(*), service_id, at / 3600 * 3600, region FROM reports "
+        "WHERE id BETWEEN ? AND ? AND counted = 1 GROUP BY 2, 3, 4",
+        (first_id, last_id),
+    ).fetchall()
+    conn.executemany(
+        "UPDATE report_minutes SET n = n - ? "
+        "WHERE service_id = ? AND minute = ? AND region = ? AND problem = ?",
+        minutes,
+    )
+    conn.executemany(
+        "UPDATE report_hours SET n = n - ? WHERE service_id = ? AND hour = ? AND region = ?",
+        hours,
+    )
+    conn.executemany(
+        "DELETE FROM report_minutes "
+        "WHERE service_id = ? AND minute = ? AND region = ? AND problem = ? AND n <= 0",
+        [row[1:] for row in minutes],
+    )
+    conn.executemany(
+        "DELETE FROM report_hours WHERE service_id = ? AND hour = ? AND region = ? AND n <= 0",
+        [row[1:] for row in hours],
+    )
+    conn.execute("DELETE FROM reports WHERE id BETWEEN ? AND ?", (first_id, last_id))

@@ -65,8 +65,10 @@ MIGRATIONS: tuple[str, ...] = (
         counted     INTEGER NOT NULL CHECK (counted IN (0, 1))
     );
     CREATE INDEX reports_service_at ON reports (service_id, at);
-    -- Serves the per-user rate limit, and makes a re-run import idempotent.
-    CREATE UNIQUE INDEX reports_user_at ON reports (platform, tenant, user, at, service_id);
+    -- The per-user rate limit, for chat reports only: imports would only make it bigger and
+    -- slower (its insertion order is random, the worst case for a B-tree).
+    CREATE INDEX reports_chat_user ON reports (platform, tenant, user, at)
+        WHERE platform != 'import';
     -- One counted report per user, service and window; the prefix also counts a tenant's weight.
     CREATE UNIQUE INDEX reports_counted ON reports (service_id, platform, tenant, bucket, user)
         WHERE counted = 1;
@@ -182,6 +184,30 @@ MIGRATIONS: tuple[str, ...] = (
         finished_at INTEGER,
         UNIQUE (platform, channel, period)
     );
+
+    -- One row per imported file (by content hash). Batches are written while the rest of the
+    -- file is still being checked; each records the id range it added, in its own
+    -- transaction, so a bad line later in the file removes them all again, and a re-run after
+    -- a crash resumes after the last committed batch.
+    CREATE TABLE imports (
+        id          INTEGER PRIMARY KEY,
+        sha256      TEXT NOT NULL UNIQUE,
+        name        TEXT NOT NULL,
+        batch_size  INTEGER NOT NULL,
+        batches_done INTEGER NOT NULL DEFAULT 0,
+        events      INTEGER,
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER
+    );
+
+    CREATE TABLE import_batches (
+        import_id   INTEGER NOT NULL REFERENCES imports(id) ON DELETE CASCADE,
+        number      INTEGER NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('reports', 'works_for_me', 'probes', 'status')),
+        first_id    INTEGER NOT NULL,
+        last_id     INTEGER NOT NULL,
+        PRIMARY KEY (import_id, number, kind)
+    ) WITHOUT ROWID;
 
     CREATE TABLE tenant_settings (
         platform    TEXT NOT NULL,
