@@ -54,6 +54,26 @@ def _url(value: str) -> str:
     return value
 
 
+def _probe_url(value: str) -> str:
+    # Operators may also probe raw TCP ports and DNS names; chat users only ever give http(s).
+    parts = urlsplit(value)
+    if parts.scheme == "tcp":
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or port is None:
+            raise ValueError("not a TCP target (expected tcp://host:port)")
+        return value
+    if parts.scheme == "dns":
+        if not parts.hostname:
+            raise ValueError("not a DNS target (expected dns://name)")
+        return value
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not a URL (expected http://, https://, tcp://host:port or dns://name)")
+    return value
+
+
 def _region(value: str) -> str:
     code = normalize_region(value)
     if code is None:
@@ -125,11 +145,14 @@ class _Section(BaseModel):
 
 
 class TargetSettings(_Section):
-    url: Url
+    url: Annotated[str, AfterValidator(_probe_url)]
     method: Literal["GET", "HEAD", "POST"] = "GET"
     expect_status: FrozenList[Annotated[int, Field(ge=100, le=599)]] = ()
     keyword: str | None = None
+    keyword_absent: str | None = None
     max_latency_ms: Positive | None = None
+    interval_seconds: PositiveInt | None = None
+    expect_records: FrozenList[Annotated[str, Field(min_length=1)]] = ()
 
 
 class ServiceSettings(_Section):
@@ -166,9 +189,22 @@ class VerdictSettings(_Section):
 class ProbeSettings(_Section):
     enabled: bool = True
     interval_seconds: PositiveInt = 60
-    timeout_seconds: Positive = 10.0
-    regions: FrozenList[RegionCode] = ()
+    timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
+    jitter_seconds: Annotated[float, Field(ge=0)] = 5.0
     allow_private: FrozenList[Annotated[str, AfterValidator(_cidr)]] = ()
+    ports: FrozenList[Annotated[int, Field(ge=1, le=65535)]] = (80, 443, 8080, 8443)
+    local_agent: bool = True
+    recheck: bool = True
+    on_demand_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 10.0
+    tls_warn_days: PositiveInt = 14
+    raw_retention_days: PositiveInt = 7
+    minute_retention_days: PositiveInt = 90
+
+
+class AgentSettings(_Section):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+    region: RegionCode
+    key_env: EnvName
 
 
 class ReportSettings(_Section):
@@ -218,6 +254,7 @@ class Settings(_Section):
 
     bot: BotSettings = BotSettings()
     services: FrozenList[ServiceSettings] = ()
+    agents: FrozenList[AgentSettings] = ()
     verdict: VerdictSettings = VerdictSettings()
     probes: ProbeSettings = ProbeSettings()
     reports: ReportSettings = ReportSettings()
@@ -225,6 +262,17 @@ class Settings(_Section):
     discord: DiscordSettings = DiscordSettings()
     slack: SlackSettings = SlackSettings()
     digest: DigestSettings = DigestSettings()
+
+    @model_validator(mode="after")
+    def _agent_ids_are_unique(self) -> Settings:
+        seen: dict[str, int] = {}
+        for i, agent in enumerate(self.agents):
+            if agent.id in seen:
+                raise ValueError(
+                    f"agents[{i}].id: {agent.id!r} is already used by agents[{seen[agent.id]}]"
+                )
+            seen[agent.id] = i
+        return self
 
     @model_validator(mode="after")
     def _names_are_unique(self) -> Settings:
@@ -258,7 +306,10 @@ def _to_service(s: ServiceSettings) -> Service:
             method=t.method,
             expect_status=tuple(t.expect_status),
             keyword=t.keyword,
+            keyword_absent=t.keyword_absent,
             max_latency_ms=t.max_latency_ms,
+            interval_seconds=t.interval_seconds,
+            expect_records=tuple(t.expect_records),
         )
         for kind, t in s.targets.items()
     )

@@ -93,8 +93,17 @@ class Target:
     url: str
     method: str = "GET"
     expect_status: tuple[int, ...] = ()  # empty: any 2xx or 3xx
-    keyword: str | None = None
+    keyword: str | None = None  # must appear in the body
+    keyword_absent: str | None = None  # must not appear in the body
     max_latency_ms: float | None = None  # slower than this is "degraded"
+    interval_seconds: int | None = None  # None: [probes] interval_seconds
+    expect_records: tuple[str, ...] = ()  # dns:// targets: addresses the name must resolve to
+
+    @property
+    def probe_kind(self) -> str:
+        """The prober that checks this target, from the URL scheme: http, tcp or dns."""
+        scheme = self.url.split("://", 1)[0].lower()
+        return "http" if scheme in ("http", "https") else scheme
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,8 +136,8 @@ BAD_CONFIGS: dict[str, tuple[str, list[str]]] = {
         ["bot.default_region", "'XX'", "ISO 3166"],
     ),
     "bad_probe_region_in_list": (
-        '[probes]\nregions = ["US", "ZZ"]\n',
-        ["probes.regions[1]", "'ZZ'"],
+        '[[agents]]\nid = "jp"\nregion = "ZZ"\nkey_env = "K"\n',
+        ["agents[0].region", "'ZZ'"],
     ),
     "bad_language": (
         '[bot]\nlanguage = "de"\n',
@@ -302,8 +302,12 @@ def test_uk_is_accepted_for_gb(tmp_path: Path) -> None:
 
 
 def test_region_codes_are_case_insensitive(tmp_path: Path) -> None:
-    settings = load_settings(write(tmp_path, '[probes]\nregions = ["us", "uk", "jp"]\n'))
-    assert list(settings.probes.regions) == ["US", "GB", "JP"]
+    text = "".join(
+        f'[[agents]]\nid = "a{i}"\nregion = "{r}"\nkey_env = "K{i}"\n'
+        for i, r in enumerate(["us", "uk", "jp"])
+    )
+    settings = load_settings(write(tmp_path, text))
+    assert [a.region for a in settings.agents] == ["US", "GB", "JP"]
 
 
 def test_short_and_expanded_target_forms(tmp_path: Path) -> None:
@@ -339,10 +343,10 @@ def test_settings_are_frozen() -> None:
 def test_settings_lists_cannot_be_changed_in_place() -> None:
     settings = load_settings(EXAMPLE_CONFIG)
     with pytest.raises((TypeError, AttributeError, pydantic.ValidationError)):
-        settings.probes.regions.append("FR")  # type: ignore[attr-defined]
+        settings.probes.ports.append(22)  # type: ignore[attr-defined]
     with pytest.raises((TypeError, AttributeError, pydantic.ValidationError)):
         settings.services.append(settings.services[0])  # type: ignore[attr-defined]
-    assert list(settings.probes.regions) == ["US"]
+    assert 22 not in settings.probes.ports
 
 
 # ---- where the config comes from ------------------------------------------------------------

@@ -217,6 +217,41 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (platform, tenant, key)
     ) WITHOUT ROWID;
     """,
+    # 2: probe agents and long-term probe aggregates.
+    """
+    -- Probe agents, as last seen by the core: the health shown by /agents and the API.
+    CREATE TABLE agents (
+        id          TEXT PRIMARY KEY,
+        region      TEXT NOT NULL,
+        first_seen  INTEGER NOT NULL,
+        last_seen   INTEGER NOT NULL,
+        last_lag_ms REAL,                          -- newest result's age when it arrived
+        batches     INTEGER NOT NULL DEFAULT 0,
+        results     INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+
+    -- Signed batches already accepted, so a replay inside the signature window writes nothing.
+    CREATE TABLE agent_batches (
+        agent_id    TEXT NOT NULL,
+        batch_id    TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, batch_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX agent_batches_received ON agent_batches (received_at);
+
+    -- Per-day probe aggregates: per-minute rollups older than the minute retention fold here.
+    CREATE TABLE probe_days (
+        service_id  INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        target      TEXT NOT NULL,
+        region      TEXT NOT NULL,
+        day         INTEGER NOT NULL,              -- epoch seconds of 00:00 UTC
+        ok          INTEGER NOT NULL,
+        failed      INTEGER NOT NULL,
+        latency_sum REAL NOT NULL,
+        latency_max REAL,
+        PRIMARY KEY (service_id, day, target, region)
+    ) WITHOUT ROWID;
+    """,
 )
 
 LATEST = len(MIGRATIONS)
