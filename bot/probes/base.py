@@ -1,0 +1,60 @@
+"""The probe contract: what every probe kind receives and returns (blackbox_exporter's shape).
+
+A probe kind is an async function ``(target, context) -> Outcome`` registered by name in
+``bot.probes.PROBERS``. One timeout is derived once (``ProbeContext.timeout``) and passed down; a
+probe never raises for a failure of the thing it probes: it returns an Outcome whose ``error`` is
+a typed ``Reason`` and whose ``detail`` is a sentence for people.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiohttp
+
+from bot.model import Target
+from bot.ssrf import Policy
+
+
+class Reason(enum.StrEnum):
+    """Why a probe failed; stable strings (they are stored and shown in JSON)."""
+
+    TIMEOUT = "timeout"
+    REFUSED = "refused"
+    DNS = "dns"
+    TLS = "tls"
+    STATUS = "status"
+    KEYWORD = "keyword"
+    TOO_LARGE = "too_large"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    BLOCKED = "blocked"
+    UNSUPPORTED_SCHEME = "unsupported_scheme"
+    CONNECTION = "connection"  # reset, closed early, protocol error
+    RECORDS = "records"  # dns: resolved, but not to the expected records
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    status: int | None = None
+    latency_ms: float | None = None
+    error: Reason | None = None
+    detail: str | None = None  # for people: why it failed, or a warning when ok
+    cert_expires_at: datetime | None = None  # https only
+    warning: str | None = None  # e.g. "certificate expires in 5 days"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeContext:
+    """What a probe may use. ``session`` is the SSRF-guarded one (bot.ssrf.make_session)."""
+
+    session: aiohttp.ClientSession
+    policy: Policy
+    timeout: float  # seconds, the whole probe
+    tls_warn_days: int = 14
+
+
+ProbeFn = Callable[[Target, ProbeContext], Awaitable[Outcome]]
