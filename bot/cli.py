@@ -75,6 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="check every line and report problems, without writing anything",
     )
 
+    probe = sub.add_parser(
+        "probe",
+        parents=[common],
+        help="check one URL now from this machine, through the SSRF guard",
+    )
+    probe.add_argument("url")
+    probe.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: url, ok, status, latency_ms, error, detail",
+    )
+
     sub.add_parser("check-config", parents=[common], help="validate the config and exit")
     return parser
 
@@ -96,12 +108,20 @@ def main(argv: Sequence[str]) -> int:
         "run": _run,
         "status": _status,
         "import": _import,
+        "probe": _probe,
         "check-config": _check_config,
     }[args.command]
     try:
         return handler(settings, args, path)
     except KeyboardInterrupt:
         return 130
+
+
+def _probe(settings: Settings, args: argparse.Namespace, path: Path) -> int:
+    from bot import probe_cli
+
+    # Exit 0 when the probe passed, 1 when it did not (or was refused before any socket).
+    return probe_cli.run(settings, args.url, as_json=args.json)
 
 
 def _check_config(settings: Settings, args: argparse.Namespace, path: Path) -> int:

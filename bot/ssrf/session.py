@@ -138,18 +138,26 @@ def _redirect_limit(policy: Policy) -> aiohttp.TraceConfig:
     return trace
 
 
-def make_session(policy: Policy, *, timeout: aiohttp.ClientTimeout) -> aiohttp.ClientSession:
+def make_session(
+    policy: Policy,
+    *,
+    timeout: aiohttp.ClientTimeout,
+    response_class: type[aiohttp.ClientResponse] = aiohttp.ClientResponse,
+    **connector_kwargs: Any,
+) -> aiohttp.ClientSession:
     """The client session for user-supplied URLs (see ``DEFAULT_TIMEOUT``).
 
     ``trust_env=False`` ignores ``*_proxy`` variables and netrc (RELIABILITY.md); the
     middleware re-checks every hop's URL and refuses per-request proxies; the trace
     config caps redirects at ``policy.max_redirects``; the connector checks every
-    address actually dialled.
+    address actually dialled. ``connector_kwargs`` (source address, TLS context,
+    force_close) go to the guarded connector; none of them can turn a check off.
     """
     return aiohttp.ClientSession(
-        connector=make_connector(policy),
+        connector=make_connector(policy, **connector_kwargs),
         timeout=timeout,
         trust_env=False,
+        response_class=response_class,
         middlewares=(_hop_guard(policy),),
         trace_configs=[_redirect_limit(policy)],
     )
