@@ -22,6 +22,30 @@ class Problem(enum.StrEnum):
     OTHER = "other"
 
 
+# Words people use for each problem type.
+_PROBLEM_WORDS = {
+    **{p.value: p for p in Problem},
+    "web": Problem.WEBSITE,
+    "site": Problem.WEBSITE,
+    "desktop": Problem.WEBSITE,
+    "browser": Problem.WEBSITE,
+    "mobile": Problem.APP,
+    "ios": Problem.APP,
+    "android": Problem.APP,
+    "signin": Problem.LOGIN,
+    "sign-in": Problem.LOGIN,
+    "auth": Problem.LOGIN,
+    "password": Problem.LOGIN,
+    "notification": Problem.NOTIFICATIONS,
+    "push": Problem.NOTIFICATIONS,
+}
+
+
+def problem_from_word(word: str) -> Problem | None:
+    """The problem type a user means by ``word`` ("mobile" -> app), or None."""
+    return _PROBLEM_WORDS.get(word.strip().casefold())
+
+
 class Category(enum.StrEnum):
     """The verdict's one-word answer. Order of severity is given by ``SEVERITY``."""
 

@@ -15,6 +15,7 @@ from bot.text import fold
 
 class Resolver:
     def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
         self._by_name: dict[str, Service] = {}
         self._by_host: dict[str, Service] = {}
         for svc in catalog.services:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from bot.context import CommandContext
 from bot.invocation import Invocation
-from bot.model import Problem, Service
+from bot.model import Problem, Service, problem_from_word
 from bot.regions import normalize_region
 from bot.reply import Reply, error
 from bot.resolve import looks_like_url
@@ -25,29 +25,6 @@ from bot.spec import CommandSpec, Param, ParamKind
 from bot.text import clean_note, has_control, strip_invisible
 
 log = logging.getLogger(__name__)
-
-# Words people use for each problem type.
-_PROBLEM_WORDS = {
-    **{p.value: p for p in Problem},
-    "web": Problem.WEBSITE,
-    "site": Problem.WEBSITE,
-    "desktop": Problem.WEBSITE,
-    "browser": Problem.WEBSITE,
-    "mobile": Problem.APP,
-    "ios": Problem.APP,
-    "android": Problem.APP,
-    "signin": Problem.LOGIN,
-    "sign-in": Problem.LOGIN,
-    "auth": Problem.LOGIN,
-    "password": Problem.LOGIN,
-    "notification": Problem.NOTIFICATIONS,
-    "push": Problem.NOTIFICATIONS,
-}
-
-
-def problem_from_word(word: str) -> Problem | None:
-    """The problem type a user means by ``word`` ("mobile" -> app), or None."""
-    return _PROBLEM_WORDS.get(word.strip().casefold())
 
 
 @dataclass(frozen=True, slots=True)

@@ -401,3 +401,42 @@ async def test_check_only_writes_nothing(store: Store, catalog: Catalog) -> None
     before = await store.table_counts()
     assert importer.check_file(VALID, Resolver(catalog), store.service_ids()) > 0
     assert await store.table_counts() == before
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["in-process", "child-process"])
+async def test_both_checking_paths_give_the_same_result(
+    store: Store,
+    catalog: Catalog,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    parallel: bool,
+) -> None:
+    monkeypatch.setattr(importer, "BATCH_SIZE", 3)
+    lines = [line(user=f"u{i}", at=f"2022-12-28T21:{i:02d}:00Z") for i in range(10)]
+    lines += [line("probe", at=f"2022-12-28T21:{i:02d}:00Z") for i in range(4)]
+    path = tmp_path / "both.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = await import_file(
+        path, store, Resolver(catalog), dedupe_seconds=HOUR, parallel=parallel
+    )
+    assert (result.counts.reports, result.counts.probes, result.events, result.batches) == (
+        10,
+        4,
+        14,
+        5,
+    )
+
+
+async def test_child_process_check_compensates_a_late_bad_line(
+    store: Store, catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "BATCH_SIZE", 2)
+    before = await store.table_counts()
+    lines = [line(user=f"u{i}", at=f"2022-12-28T21:{i:02d}:00Z") for i in range(9)]
+    lines.append('{"type": "report", "oops"}')
+    path = tmp_path / "late.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ImportErrors) as caught:
+        await import_file(path, store, Resolver(catalog), dedupe_seconds=HOUR, parallel=True)
+    assert caught.value.problems[0][0] == 10 and "not valid JSON" in caught.value.problems[0][1]
+    assert await store.table_counts() == before
