@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.model import Catalog, Service, Target, to_epoch
+from bot.model import Catalog, Service, Target, from_epoch, to_epoch
 from bot.store import (
     EvidenceWindows,
     ImportBatch,
@@ -254,3 +254,21 @@ def test_concurrent_processes_never_see_database_locked(tmp_path: Path) -> None:
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*), sum(counted) FROM reports").fetchone() == (900, 900)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_report_window_is_exact_to_the_second(store: Store) -> None:
+    """As of a past second, reports after it never count, nor those before the window."""
+    sid = store.service_id("twitter")
+    assert sid is not None
+    # One report every 7 s for 40 minutes around the moment, each from a new user.
+    times = [T0 - 1500 + 7 * i for i in range(400)]
+    await store.import_batch(
+        ImportBatch(reports=[ReportRow(sid, t, "US", "app", "import", "", f"e{t}") for t in times]),
+        3600,
+    )
+    for at in (T0, T0 + 13, T0 + 59, T0 + 61, T0 - 30):
+        ev = await store.evidence(CATALOG.services[0], from_epoch(at), WINDOWS)
+        expected = sum(1 for t in times if at - WINDOWS.report_seconds < t <= at)
+        assert sum(ev.reports.values()) == expected, at
+        newest = max(t for t in times if t <= at)
+        assert ev.last_report_at == from_epoch(newest)

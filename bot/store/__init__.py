@@ -21,8 +21,6 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-import sqlite_utils
-
 from bot.evidence import Evidence
 from bot.model import (
     Catalog,
@@ -33,14 +31,21 @@ from bot.model import (
     from_epoch,
     to_epoch,
 )
+from bot.store import agents as agent_sql
 from bot.store import probes as probe_sql
 from bot.store import reports as report_sql
+from bot.store import retention as retention_sql
+from bot.store.agents import AgentBatch, AgentRow, BatchOutcome
 from bot.store.connection import immediate, open_connection, snapshot
 from bot.store.probes import ProbeRow, StatusRow
 from bot.store.reports import ReportRow, WorksForMeRow
+from bot.store.retention import RetentionReport
 from bot.store.schema import migrate
 
 __all__ = [
+    "AgentBatch",
+    "AgentRow",
+    "BatchOutcome",
     "EvidenceWindows",
     "ImportBatch",
     "ProbeRow",
@@ -219,6 +224,62 @@ class Store:
         """Remove everything ``job`` wrote, rollups included, and forget the job."""
         await self._call(_abort_import, job)
 
+    # ---- agents ----
+
+    async def add_agent_batch(self, batch: AgentBatch) -> BatchOutcome:
+        """Store an agent's batch once: results, batch id and the agent's row in one transaction."""
+
+        def run(conn: sqlite3.Connection) -> BatchOutcome:
+            with immediate(conn):
+                return agent_sql.add_batch(conn, batch)
+
+        return await self._call(run)
+
+    async def touch_agent(self, agent_id: str, region: str, at: int) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                agent_sql.touch_agent(conn, agent_id, region, at)
+
+        await self._call(run)
+
+    async def agents(self) -> list[AgentRow]:
+        """Every agent that ever reached this core, by region then id (for /agents)."""
+        return await self._call(agent_sql.list_agents)
+
+    # ---- retention -----------------------------------------------------------------------
+
+    async def run_retention(
+        self,
+        now: datetime,
+        *,
+        hot_seconds: int,
+        raw_days: int,
+        minute_days: int,
+        max_chunks: int = retention_sql.MAX_CHUNKS,
+        chunk_rows: int = retention_sql.CHUNK_ROWS,
+        chunk_blocks: int = retention_sql.CHUNK_BLOCKS,
+    ) -> RetentionReport:
+        """Pack, seal, expire and fold probe data as of ``now`` (see ``bot.store.retention``).
+
+        One short transaction per chunk on the worker thread; between chunks the other store
+        calls waiting for the thread go first. Stops after ``max_chunks`` (``finished`` False).
+        """
+        horizons = retention_sql.Horizons.at(
+            to_epoch(now),
+            hot_seconds=hot_seconds,
+            raw_days=raw_days,
+            minute_days=minute_days,
+            chunk_rows=chunk_rows,
+            chunk_blocks=chunk_blocks,
+        )
+        cursor = retention_sql.Cursor()
+        report = RetentionReport()
+        while cursor.phase is not retention_sql.Phase.DONE and report.chunks < max_chunks:
+            await self._call(retention_sql.run_chunk, horizons, cursor, report)
+            await asyncio.sleep(0)
+        report.finished = cursor.phase is retention_sql.Phase.DONE
+        return report
+
     # ---- reads ---------------------------------------------------------------------------
 
     async def evidence(self, service: Service, at: datetime, windows: EvidenceWindows) -> Evidence:
@@ -296,6 +357,8 @@ class Store:
 
 
 def _sync_catalog(conn: sqlite3.Connection, catalog: Catalog) -> dict[str, int]:
+    import sqlite_utils  # here: it pulls in heavy optional modules the CLI rarely needs
+
     db = sqlite_utils.Database(conn)
     now = to_epoch(datetime.now().astimezone())
     with immediate(conn):
@@ -447,7 +510,7 @@ def _evidence(
         wfm = report_sql.works_for_me_counts(conn, sid, now - w.report_seconds, now)
         status_row = probe_sql.latest_status(conn, sid, now)
         maint_row = probe_sql.active_maintenance(conn, sid, now)
-        last_minute = report_sql.last_report_minute(conn, sid, now)
+        last_report = report_sql.last_report_at(conn, sid, now)
     status = None
     if status_row is not None and now - status_row[0] <= w.status_max_age_seconds:
         status = StatusSnapshot(
@@ -468,11 +531,13 @@ def _evidence(
         works_for_me=wfm,
         status=status,
         maintenance=maintenance,
-        last_report_at=None if last_minute is None else from_epoch(last_minute),
+        last_report_at=None if last_report is None else from_epoch(last_report),
         last_probe_at=from_epoch(probes[-1].at) if probes else None,
     )
 
 
 def _table_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    import sqlite_utils
+
     db = sqlite_utils.Database(conn)
     return {name: db[name].count for name in db.table_names()}

@@ -25,6 +25,9 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (tenant, key)
     );
 
+    -- The hot table: probe results as rows while they are recent (the verdict reads them) and
+    -- right after an import; the retention job (bot/store/retention.py) packs older ones into
+    -- probe_raw and probe_minutes.
     CREATE TABLE probe_results (
         id          INTEGER PRIMARY KEY,
         service_id  INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
@@ -39,17 +42,18 @@ MIGRATIONS: tuple[str, ...] = (
     -- Unique so that a replayed agent batch or a re-run import adds nothing twice.
     CREATE UNIQUE INDEX probe_results_key ON probe_results (service_id, at_ms, target, region);
 
+    -- Per-minute rollups of compacted probe results: one row per service and UTC day holding,
+    -- for each (target, region), ok/failed counts per minute and latency per slot, packed and
+    -- compressed (bot/store/probes.py; layout and sizes in docs/storage.md). Results still in
+    -- probe_results (the hot table) are not in here yet: reads add the two.
     CREATE TABLE probe_minutes (
+        id          INTEGER PRIMARY KEY,
         service_id  INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
-        target      TEXT NOT NULL,
-        region      TEXT NOT NULL,
-        minute      INTEGER NOT NULL,
-        ok          INTEGER NOT NULL,
-        failed      INTEGER NOT NULL,
-        latency_sum REAL NOT NULL,
-        latency_max REAL,
-        PRIMARY KEY (service_id, minute, target, region)
-    ) WITHOUT ROWID;
+        day         INTEGER NOT NULL,              -- epoch seconds of 00:00 UTC
+        data        BLOB NOT NULL,
+        UNIQUE (service_id, day)
+    );
+    CREATE INDEX probe_minutes_day ON probe_minutes (day);
 
     CREATE TABLE reports (
         id          INTEGER PRIMARY KEY,
@@ -238,6 +242,33 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (agent_id, batch_id)
     ) WITHOUT ROWID;
     CREATE INDEX agent_batches_received ON agent_batches (received_at);
+
+    -- Raw probe results older than the hot window, packed per service and UTC day: part 25 is a
+    -- day that is over ("sealed"); while it is not, part 0-23 is an hour still being written and
+    -- part 24 the day's finished hours. first_ms/last_ms bound the results inside, so the
+    -- verdict's recent window skips every block with one index probe.
+    CREATE TABLE probe_raw (
+        id          INTEGER PRIMARY KEY,
+        service_id  INTEGER NOT NULL REFERENCES services(id) ON DELETE CASCADE,
+        day         INTEGER NOT NULL,              -- epoch seconds of 00:00 UTC
+        part        INTEGER NOT NULL CHECK (part BETWEEN 0 AND 25),
+        first_ms    INTEGER NOT NULL,
+        last_ms     INTEGER NOT NULL,
+        results     INTEGER NOT NULL,
+        data        BLOB NOT NULL,
+        UNIQUE (service_id, day, part)
+    );
+    CREATE INDEX probe_raw_last ON probe_raw (service_id, last_ms);
+    CREATE INDEX probe_raw_day ON probe_raw (day);
+    -- Blocks the retention job still has to merge or seal: today's, and a day just over.
+    CREATE INDEX probe_raw_unsealed ON probe_raw (day, service_id) WHERE part < 25;
+
+    -- Probe error strings (mostly bot.probes.base.Reason values), stored once: packed blocks
+    -- refer to them by id.
+    CREATE TABLE probe_errors (
+        id          INTEGER PRIMARY KEY,
+        text        TEXT NOT NULL UNIQUE
+    );
 
     -- Per-day probe aggregates: per-minute rollups older than the minute retention fold here.
     CREATE TABLE probe_days (
