@@ -21,7 +21,7 @@ from bot.verdicts import VerdictService
 
 log = logging.getLogger(__name__)
 
-# Nothing we serve accepts a body yet; keep what we would buffer small.
+# The agent routes read their own bodies with their own cap; nothing else takes a body.
 MAX_BODY = 64 * 1024
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import tempfile
 from dataclasses import dataclass, field
@@ -16,11 +17,13 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.adapters.console import ConsoleAdapter
+from bot.agents import MissingKey
 from bot.api import ApiServer
 from bot.config import Settings
 from bot.context import CommandContext
 from bot.demo import Demo, demo_database, reset_database
 from bot.model import Catalog
+from bot.probing.service import Probing
 from bot.resolve import Resolver
 from bot.router import Router
 from bot.store import Store
@@ -44,6 +47,7 @@ class App:
     scheduler: AsyncIOScheduler
     demo: Demo | None = None
     api: ApiServer | None = None
+    probing: Probing | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
@@ -60,12 +64,22 @@ class App:
             database = str(path)
         store = await Store.open(database, catalog)
         verdicts = VerdictService(store, settings)
+        probing = None
+        # The demo probes only its own loopback services; a real deployment probes the catalog.
+        if settings.probes.enabled and not demo:
+            try:
+                probing = Probing(settings, catalog, store, os.environ)
+            except MissingKey as exc:
+                await store.close()
+                raise StartupError(str(exc)) from None
         ctx = CommandContext(
             settings=settings,
             catalog=catalog,
             store=store,
             resolver=Resolver(catalog),
             verdicts=verdicts,
+            ondemand=probing.ondemand if probing else None,
+            agents=probing.hub if probing else None,
         )
         app = cls(
             settings=settings,
@@ -75,6 +89,7 @@ class App:
             verdicts=verdicts,
             scheduler=AsyncIOScheduler(timezone=settings.bot.timezone),
             demo=demo_mode,
+            probing=probing,
         )
         if settings.api.enabled:
             host, _, port = settings.api.listen.rpartition(":")
@@ -86,6 +101,8 @@ class App:
                 host=host.strip("[]"),
                 port=int(port),
             )
+            if probing is not None:
+                probing.mount(app.api.app)
         return app
 
     async def start(self) -> None:
@@ -98,6 +115,8 @@ class App:
                     f"cannot listen on {self.settings.api.listen} ({exc.strerror}); "
                     "change [api] listen or set [api] enabled = false"
                 ) from None
+        if self.probing is not None:
+            await self.probing.start()
         if self.demo is not None:
             ctx = self.router.ctx
             counts = await self.demo.start(
@@ -137,6 +156,8 @@ class App:
     async def close(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.probing is not None:
+            await self.probing.close()
         if self.api is not None:
             await self.api.stop()
         if self.demo is not None:

@@ -87,6 +87,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="print one JSON object: url, ok, status, latency_ms, error, detail",
     )
 
+    agent = sub.add_parser(
+        "agent", parents=[common], help="run a remote probe agent that reports to a core"
+    )
+    agent.add_argument("--region", required=True, help="this agent's country code, e.g. JP")
+    agent.add_argument("--core", required=True, metavar="URL", help="the core's API base URL")
+    agent.add_argument(
+        "--key-env",
+        required=True,
+        metavar="VAR",
+        help="environment variable holding this agent's signing key",
+    )
+    agent.add_argument(
+        "--id",
+        dest="agent_id",
+        default=None,
+        help="agent id (default: the [[agents]] entry with this key_env)",
+    )
+    agent.add_argument(
+        "--spool",
+        default=None,
+        metavar="DIR",
+        help="where results wait while the core is unreachable",
+    )
+
     sub.add_parser("check-config", parents=[common], help="validate the config and exit")
     return parser
 
@@ -109,6 +133,7 @@ def main(argv: Sequence[str]) -> int:
         "status": _status,
         "import": _import,
         "probe": _probe,
+        "agent": _agent,
         "check-config": _check_config,
     }[args.command]
     try:
@@ -122,6 +147,19 @@ def _probe(settings: Settings, args: argparse.Namespace, path: Path) -> int:
 
     # Exit 0 when the probe passed, 1 when it did not (or was refused before any socket).
     return probe_cli.run(settings, args.url, as_json=args.json)
+
+
+def _agent(settings: Settings, args: argparse.Namespace, path: Path) -> int:
+    from bot.agents.cli import run
+
+    return run(
+        settings,
+        region=args.region,
+        core_url=args.core,
+        key_env=args.key_env,
+        agent_id=args.agent_id,
+        spool_dir=args.spool,
+    )
 
 
 def _check_config(settings: Settings, args: argparse.Namespace, path: Path) -> int:

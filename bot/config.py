@@ -111,6 +111,16 @@ def _hhmm(value: str) -> str:
     return value
 
 
+def _ip(value: str) -> str:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address (e.g. 192.0.2.10)") from None
+    return value
+
+
 def _cidr(value: str) -> str:
     import ipaddress
 
@@ -193,6 +203,7 @@ class ProbeSettings(_Section):
     jitter_seconds: Annotated[float, Field(ge=0)] = 5.0
     allow_private: FrozenList[Annotated[str, AfterValidator(_cidr)]] = ()
     ports: FrozenList[Annotated[int, Field(ge=1, le=65535)]] = (80, 443, 8080, 8443)
+    source_address: Annotated[str, AfterValidator(_ip)] | None = None
     local_agent: bool = True
     recheck: bool = True
     on_demand_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 10.0

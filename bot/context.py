@@ -5,12 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 from bot.config import Settings
 from bot.model import Catalog, utcnow
+from bot.probing.ondemand import OnDemand
 from bot.resolve import Resolver
 from bot.store import ReportRules, Store
 from bot.verdicts import VerdictService
+
+if TYPE_CHECKING:
+    from bot.agents.hub import AgentStatus
+
+
+class AgentDirectory(Protocol):
+    """What /agents needs from the agent hub."""
+
+    async def status(self) -> list[AgentStatus]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +32,8 @@ class CommandContext:
     resolver: Resolver
     verdicts: VerdictService
     clock: Callable[[], datetime] = field(default=utcnow)
+    ondemand: OnDemand | None = None  # None when probing is off: URLs cannot be checked
+    agents: AgentDirectory | None = None  # probe agents' health, for /agents
 
     @property
     def report_rules(self) -> ReportRules:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.router import CommandModule
-from commands import help, isitdown, report, services, worksforme
+from commands import agents, help, isitdown, report, services, worksforme
 
 COMMANDS: Mapping[str, CommandModule] = {
-    m.SPEC.name: m for m in (isitdown, report, worksforme, services, help)
+    m.SPEC.name: m for m in (isitdown, report, worksforme, services, help, agents)
 }

@@ -21,8 +21,7 @@ SPEC = CommandSpec(
 async def run(ctx: CommandContext, inv: Invocation, args: Args) -> Reply:
     service = args.service()
     if service is None:
-        # A URL outside the catalog needs an on-demand probe from every region.
-        return error("error.url_not_supported")
+        return await _check_url(ctx, args.url() or "")
     at = ctx.clock()
     verdict = await ctx.verdicts.verdict(service, at)
     chart = await ctx.verdicts.chart(service, at)
@@ -32,3 +31,15 @@ async def run(ctx: CommandContext, inv: Invocation, args: Args) -> Reply:
         chart=chart,
         buttons=verdict_buttons(service.key),
     )
+
+
+async def _check_url(ctx: CommandContext, text: str) -> Reply:
+    """A URL outside the catalog: probe it now from every region (at most a few seconds)."""
+    if ctx.ondemand is None:
+        return error("error.url_not_supported")
+    url = text if "://" in text else f"https://{text}"
+    refusal = ctx.ondemand.refuse(url)
+    if refusal is not None:
+        return error("error.url_refused", url=url, reason=refusal)
+    verdict = await ctx.ondemand.check(url)
+    return Reply(ReplyKind.VERDICT, verdict=verdict)

@@ -63,6 +63,8 @@ def make_context(
     inside the running loop; the caller closes ``ctx.session``.
     """
     policy = Policy.from_config(settings_probes.allow_private, ports=settings_probes.ports)
+    if local_addr is None:
+        local_addr = settings_probes.source_address
     seconds = settings_probes.timeout_seconds if timeout is None else timeout
     return ProbeContext(
         session=open_session(policy, timeout=seconds, local_addr=local_addr),

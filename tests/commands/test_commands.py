@@ -215,7 +215,10 @@ async def test_services_and_help(router: Router) -> None:
     help_reply = await say(router, "help")
     usages = "\n".join(render(line) for line in help_reply.lines)
     for module in COMMANDS.values():
-        assert module.SPEC.usage() in usages
+        # Members are not shown admin-only commands.
+        assert (module.SPEC.usage() in usages) is (not module.SPEC.admin)
+    admin_help = await router.dispatch(Invocation("help", {}, is_admin=True))
+    assert "/agents" in "\n".join(render(line) for line in admin_help.lines)
 
 
 async def test_admin_commands_are_checked_at_run_time(router: Router) -> None:
