@@ -136,8 +136,13 @@ def main(argv: Sequence[str]) -> int:
         "agent": _agent,
         "check-config": _check_config,
     }[args.command]
+    from bot.store.schema import SchemaMismatch, SchemaTooNew
+
     try:
         return handler(settings, args, path)
+    except (SchemaTooNew, SchemaMismatch) as exc:
+        print(f"outagebot: {settings.bot.database}: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -239,3 +239,22 @@ def test_status_json_does_not_need_the_text_renderer(tmp_path: Path, config: Pat
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["service"] == "twitter"
+
+
+def test_a_database_from_a_newer_outagebot_is_refused_clearly(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "newer.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    config = tmp_path / "c.toml"
+    config.write_text(f'[bot]\ndatabase = "{db}"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(config), "import", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "newer than this outagebot" in done.stderr and "Traceback" not in done.stderr

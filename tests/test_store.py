@@ -24,7 +24,7 @@ from bot.store import (
     WorksForMeRow,
 )
 from bot.store.connection import open_connection
-from bot.store.schema import LATEST, SchemaTooNew, current_version, migrate
+from bot.store.schema import LATEST, SchemaMismatch, SchemaTooNew, current_version, migrate
 
 CATALOG = Catalog(
     (
@@ -272,3 +272,11 @@ async def test_report_window_is_exact_to_the_second(store: Store) -> None:
         assert sum(ev.reports.values()) == expected, at
         newest = max(t for t in times if t <= at)
         assert ev.last_report_at == from_epoch(newest)
+
+
+def test_a_development_database_with_missing_tables_is_refused(tmp_path: Path) -> None:
+    conn = open_connection(tmp_path / "dev.db")
+    migrate(conn)
+    conn.execute("DROP TABLE imports")  # as if made by a build whose migration lacked it
+    with pytest.raises(SchemaMismatch, match="imports"):
+        migrate(conn)

@@ -1,12 +1,15 @@
 """The database schema as numbered migrations, applied in order and recorded in PRAGMA user_version.
 
-A migration is never edited once released: change the schema by appending a new one. Times are
+A migration is never edited: change the schema by appending a new one. (Before the first
+release, migrations 1 and 2 were edited in place; ``migrate`` refuses a database from such a
+development build by name instead of failing later with "no such table".) Times are
 integer seconds since the epoch (UTC); services are referenced by integer id to keep the large
 tables (reports, probe results) narrow.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 from bot.store.connection import immediate
@@ -292,6 +295,15 @@ class SchemaTooNew(Exception):
     """The database was written by a newer outagebot; running old code on it could corrupt it."""
 
 
+class SchemaMismatch(Exception):
+    """The version number matches but tables are missing: a database from a development build."""
+
+
+def expected_tables() -> set[str]:
+    """Every table the migrations create, read from their SQL."""
+    return {name for script in MIGRATIONS for name in re.findall(r"CREATE TABLE (\w+)", script)}
+
+
 def current_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
@@ -314,6 +326,14 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
         applied.append(number)
+    missing = expected_tables() - {
+        name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    if missing:
+        raise SchemaMismatch(
+            f"the database says schema version {LATEST} but lacks tables {sorted(missing)}: it "
+            "was created by a development build of outagebot; move it aside and start again"
+        )
     return applied
 
 
