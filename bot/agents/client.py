@@ -22,6 +22,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Final
@@ -41,6 +42,9 @@ from bot.probing.schedule import ProbeSchedule
 from bot.probing.tasks import ProbeRecord, ProbeTask
 
 log = logging.getLogger(__name__)
+
+# Probes of one task in flight at once (one scheduled or re-check, plus re-checks of a burst).
+MAX_INFLIGHT_PER_TASK = 3
 
 ProbeRunner = Callable[[Target], Awaitable[Outcome]]
 
@@ -97,7 +101,7 @@ class Agent:
         self._tasks: dict[str, ProbeTask] = {}
         self._schedule: ProbeSchedule | None = None
         self._pending: list[ProbeRecord] = []
-        self._running: set[str] = set()  # task ids with a probe in flight
+        self._running: Counter[str] = Counter()  # task id -> probes in flight
         self._inflight: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
@@ -201,20 +205,28 @@ class Agent:
     # ---- probing ------------------------------------------------------------------------------
 
     async def _scheduled(self, task: ProbeTask) -> None:
-        await self._run(task)
+        # A scheduled run never overlaps another probe of the same task (a slow target must
+        # not pile up runs).
+        if not self._running[task.id]:
+            await self._run(task)
 
     def _recheck(self, task_id: str) -> None:
         task = self._tasks.get(task_id)
-        if task is None or task_id in self._running or self._stopping.is_set():
-            return  # unknown here, or already being probed: its result answers the re-check
+        # Re-checks may overlap a probe in flight: against a hanging target each probe takes
+        # the whole timeout, and waiting for it made confirmation take intervals, not seconds.
+        # At most MAX_INFLIGHT_PER_TASK, so a burst cannot pile up on a dead target.
+        if task is None or self._running[task_id] >= MAX_INFLIGHT_PER_TASK:
+            return
+        if self._stopping.is_set():
+            return
         self.stats.bump("rechecks")
         self._spawn(self._run(task))
 
     async def _run(self, task: ProbeTask) -> None:
         # A run that starts after stop() began would produce a record nobody flushes.
-        if task.id in self._running or self._stopping.is_set():
+        if self._stopping.is_set():
             return
-        self._running.add(task.id)
+        self._running[task.id] += 1
         current = asyncio.current_task()
         if current is not None:
             self._inflight.add(current)
@@ -229,7 +241,9 @@ class Agent:
                 return
             self._record(ProbeRecord(task.service, task.target.kind, self.region, at_ms, outcome))
         finally:
-            self._running.discard(task.id)
+            self._running[task.id] -= 1
+            if not self._running[task.id]:
+                del self._running[task.id]
             if current is not None:
                 self._inflight.discard(current)
 

@@ -30,7 +30,7 @@ TransitionHook = Callable[[Transition], Awaitable[None]]
 @dataclass(frozen=True, slots=True)
 class RecheckPolicy:
     enabled: bool = True
-    bursts: int = 2  # re-checks per region: confirm_failures - 1 reaches confirmation
+    bursts: int = 3  # re-checks per region: confirm_failures lets every region confirm
     spacing: float = 2.0
     cooldown: float = 60.0
 

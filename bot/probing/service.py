@@ -34,7 +34,9 @@ class Probing:
         self.coordinator = ProbeCoordinator(
             Confirmer(failures=v.confirm_failures, successes=v.recover_successes),
             {t.id: t for t in tasks},
-            policy=RecheckPolicy(enabled=p.recheck, bursts=max(1, v.confirm_failures - 1)),
+            # confirm_failures re-checks per region: every region can confirm from the burst
+            # alone instead of waiting for its next scheduled probe.
+            policy=RecheckPolicy(enabled=p.recheck, bursts=v.confirm_failures),
             remote=self._burst,
         )
         # Raises MissingKey (a clear message naming the variable) when a key is not set.
