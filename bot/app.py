@@ -27,6 +27,8 @@ from bot.probing.service import Probing
 from bot.resolve import Resolver
 from bot.router import Router
 from bot.store import Store
+from bot.store.retention import INTERVAL_SECONDS as RETENTION_INTERVAL_SECONDS
+from bot.store.retention import retention_job
 from bot.verdicts import VerdictService
 from commands import COMMANDS
 
@@ -106,6 +108,19 @@ class App:
         return app
 
     async def start(self) -> None:
+        # Retention moves probe results between storage tiers in short transactions on the
+        # store's thread; derived from config at start like every job (RELIABILITY: scheduler).
+        self.scheduler.add_job(
+            retention_job,
+            "interval",
+            seconds=RETENTION_INTERVAL_SECONDS,
+            args=[self.store, self.settings],
+            id="retention",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=RETENTION_INTERVAL_SECONDS,
+        )
         self.scheduler.start()
         if self.api is not None:
             try:

@@ -378,11 +378,14 @@ async def test_other_store_calls_run_between_chunks(store: Store) -> None:
     assert done == ["pings", "retention"]
 
 
-async def test_old_agent_batches_are_deleted(store: Store) -> None:
+async def test_agent_batch_ids_are_kept_as_long_as_raw_results(store: Store) -> None:
+    # A spooled batch may be resent hours later; its id must still be known then.
+    day = 86_400
+    ages = (0, 3600, RAW_DAYS * day - 60, RAW_DAYS * day + 60, (RAW_DAYS + 3) * day)
     with db(store) as conn:
         conn.executemany(
             "INSERT INTO agent_batches (agent_id, batch_id, received_at) VALUES (?, ?, ?)",
-            [("a1", f"b{i}", T_NOW - age) for i, age in enumerate((0, 599, 601, 3600))],
+            [("a1", f"b{i}", T_NOW - age) for i, age in enumerate(ages)],
         )
     report = await retain(store)
     assert report.agent_batches == 2
@@ -390,6 +393,7 @@ async def test_old_agent_batches_are_deleted(store: Store) -> None:
         assert sorted(r[0] for r in conn.execute("SELECT batch_id FROM agent_batches")) == [
             "b0",
             "b1",
+            "b2",
         ]
 
 
@@ -427,3 +431,18 @@ def test_blocks_round_trip() -> None:
     assert {k: s.totals() for k, s in again.series.items()} == {
         k: s.totals() for k, s in minutes.series.items()
     }
+
+
+async def test_the_scheduled_job_uses_the_configured_windows(store: Store) -> None:
+    from bot.config import Settings
+    from bot.model import utcnow
+    from bot.store.retention import hot_seconds, retention_job
+
+    settings = Settings()
+    assert hot_seconds(settings) == settings.verdict.probe_window_minutes * 60 + 300
+    now = to_epoch(utcnow())
+    rows = probes(store, now - 3600, now - 1800)
+    await store.add_probe_results(rows)
+    report = await retention_job(store, settings)
+    assert report.finished and report.packed == len(rows)
+    assert count(store, "SELECT count(*) FROM probe_results") == 0

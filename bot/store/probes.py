@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import lzma
 import math
+import operator
 import sqlite3
 import struct
 import sys
@@ -26,7 +27,7 @@ import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, chain
 
 from bot.evidence import ProbeSample
 
@@ -332,10 +333,7 @@ def encode_raw(block: Mapping[Key, Series], base_ms: int, preset: int = FAST) ->
     for key in keys:
         s = block[key]
         out += [_key_bytes(key), struct.pack("<I", len(s))]
-        prev = base_ms
-        for at in s.at:
-            deltas.append(at - prev)
-            prev = at
+        deltas += map(operator.sub, s.at, chain((base_ms,), s.at))
         ok += s.ok
         status += s.status
         latency += s.latency

@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-AGENT_BATCH_SECONDS = 600  # the signed-batch replay window
+# Accepted agent batch ids are kept as long as raw results: an agent may resend a spooled batch
+# hours after a lost response, and it must be recognised as a duplicate, not counted again.
+# (The signature replay window, 300 s, is enforced separately, in memory.)
 # The hot window is the verdict's probe window plus this: the verdict then never reads packed
 # blocks, and a result arriving a little late still lands before its minute is packed.
 HOT_MARGIN_SECONDS = 300
@@ -98,7 +100,7 @@ class Horizons:
             pack_before_ms=(now - hot_seconds) * 1000,
             raw_from_ms=(now - raw_days * DAY_S) * 1000,
             minutes_from_ms=(now - minute_days * DAY_S) * 1000,
-            agent_batches_before=now - AGENT_BATCH_SECONDS,
+            agent_batches_before=now - raw_days * DAY_S,
             chunk_rows=max(1, chunk_rows),
             chunk_blocks=max(1, chunk_blocks),
             chunk_ms=chunk_ms,
