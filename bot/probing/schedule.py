@@ -2,13 +2,15 @@
 
 Memory job store, explicit ids (``probe:<service>:<target>``), ``coalesce`` and
 ``max_instances=1`` so a slow target never piles up runs. First runs are spread uniformly over
-the interval and each run gets up to ``jitter_seconds`` of jitter, so thousands of checks do not
-fire in the same millisecond. ``misfire_grace_time`` is the interval: APScheduler's default of
-1 s would silently skip a run that starts a little late on a busy loop; late beats missed.
+the interval and each run starts up to ``jitter_seconds`` after its slot on a fixed grid, so
+thousands of checks do not fire in the same millisecond. ``misfire_grace_time`` is the interval:
+APScheduler's default of 1 s would silently skip a run that starts a little late on a busy loop;
+late beats missed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -38,6 +40,15 @@ class ProbeSchedule:
         self._clock = clock
         self._tasks: dict[str, ProbeTask] = {}
 
+    async def _jittered(self, task: ProbeTask) -> None:
+        # Jitter inside the job, not APScheduler's: its interval trigger adds the interval to
+        # the previous, already jittered, run time, so jitter accumulated and a 10 s interval
+        # ran every ~12.5 s (measured). Here the grid stays fixed and each run starts up to
+        # jitter_seconds after its slot.
+        if self._jitter:
+            await asyncio.sleep(self._rng.uniform(0, self._jitter))
+        await self._run(task)
+
     @property
     def tasks(self) -> dict[str, ProbeTask]:
         return dict(self._tasks)
@@ -55,7 +66,7 @@ class ProbeSchedule:
                 continue  # unchanged: keep its phase instead of restarting it
             offset = self._rng.uniform(0, task.interval_seconds)
             self._scheduler.add_job(
-                self._run,
+                self._jittered,
                 "interval",
                 seconds=task.interval_seconds,
                 args=[task],
@@ -64,7 +75,6 @@ class ProbeSchedule:
                 replace_existing=True,
                 coalesce=True,
                 max_instances=1,
-                jitter=self._jitter or None,
                 misfire_grace_time=task.interval_seconds,
                 next_run_time=now + timedelta(seconds=offset),
             )

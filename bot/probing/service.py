@@ -68,12 +68,14 @@ class Probing:
             self.local = LocalAgent(self.hub, region=region, probe_settings=p)
             await self.local.start()
 
-    async def _burst(self, task_ids: Sequence[str], times: int, spacing: float) -> None:
+    async def _burst(
+        self, task_ids: Sequence[str], times: int, spacing: float, regions: Sequence[str] | None
+    ) -> None:
         for i in range(times):
             if i:
                 # Pacing between re-checks of a live target, not a wait for another task.
                 await asyncio.sleep(spacing)
-            self.hub.request_recheck(task_ids)
+            self.hub.request_recheck(task_ids, regions)
 
     async def close(self) -> None:
         if self.local is not None:

@@ -50,3 +50,30 @@ def test_out_of_order_results_are_ignored() -> None:
     assert feed(c, "x", start=0) == []  # older than what was seen
     assert feed(c, "x", start=11_000) == ["opened"]
     assert Change.OPENED.value == "opened"
+
+
+async def test_inside_the_cooldown_only_the_failing_region_rechecks() -> None:
+    from bot.model import Target
+    from bot.probing.coordinator import ProbeCoordinator, RecheckPolicy
+    from bot.probing.tasks import ProbeTask
+
+    task = ProbeTask("svc", Target("web", "https://svc.invalid/"), 60)
+    asked: list[tuple[tuple[str, ...], tuple[str, ...] | None]] = []
+
+    async def hub(ids, times, spacing, regions):  # the agent hub's side of the wire
+        asked.append((tuple(ids), None if regions is None else tuple(regions)))
+
+    now = [0.0]
+    coordinator = ProbeCoordinator(
+        Confirmer(failures=3, successes=2),
+        {task.id: task},
+        policy=RecheckPolicy(cooldown=60.0),
+        remote=hub,
+        clock=lambda: now[0],
+    )
+    fail = Outcome(False, 503, 10.0, Reason.STATUS)
+    await coordinator.on_results([ProbeRecord("svc", "web", "JP", 1, fail)])
+    now[0] = 30.0  # within the cooldown, another region's first failure
+    await coordinator.on_results([ProbeRecord("svc", "web", "GB", 2, fail)])
+    await coordinator.drain()
+    assert asked == [(("probe:svc:web",), None), (("probe:svc:web",), ("GB",))]
