@@ -204,6 +204,7 @@ class ProbeSettings(_Section):
     allow_private: FrozenList[Annotated[str, AfterValidator(_cidr)]] = ()
     ports: FrozenList[Annotated[int, Field(ge=1, le=65535)]] = (80, 443, 8080, 8443)
     source_address: Annotated[str, AfterValidator(_ip)] | None = None
+    max_in_flight: Annotated[int, Field(ge=1, le=10_000)] = 500
     local_agent: bool = True
     recheck: bool = True
     on_demand_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 10.0

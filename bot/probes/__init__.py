@@ -38,7 +38,7 @@ async def run_probe(target: Target, ctx: ProbeContext) -> Outcome:
         detail = messages.unsupported(target.url, _KINDS)
         return Outcome(False, error=Reason.UNSUPPORTED_SCHEME, detail=detail)
     try:
-        async with asyncio.timeout(ctx.timeout):
+        async with ctx.gate, asyncio.timeout(ctx.timeout):
             return await prober(target, ctx)
     except TimeoutError:
         detail = messages.timed_out(target.url, ctx.timeout)
@@ -71,6 +71,7 @@ def make_context(
         policy=policy,
         timeout=seconds,
         tls_warn_days=settings_probes.tls_warn_days,
+        gate=asyncio.Semaphore(settings_probes.max_in_flight),
     )
 
 

@@ -8,9 +8,10 @@ a typed ``Reason`` and whose ``detail`` is a sentence for people.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import aiohttp
@@ -55,6 +56,8 @@ class ProbeContext:
     policy: Policy
     timeout: float  # seconds, the whole probe
     tls_warn_days: int = 14
+    # Probes in flight at once; waiting here costs neither the timeout nor the latency.
+    gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(500))
 
 
 ProbeFn = Callable[[Target, ProbeContext], Awaitable[Outcome]]

@@ -70,6 +70,11 @@ def open_session(
         timeout=client_timeout(timeout),
         response_class=PeerCertResponse,
         force_close=True,
+        # No pool limit (aiohttp's default is 100): a probe queued for a pooled slot would
+        # already be running its timeout and latency clock, so healthy targets "timed out"
+        # under load (measured: 252 of 300 probes/s). run_probe bounds concurrency instead,
+        # before either clock starts (ProbeContext.gate).
+        limit=0,
         local_addr=None if local_addr is None else (local_addr, 0),
         ssl=True if ssl_context is None else ssl_context,
     )
