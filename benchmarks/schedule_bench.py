@@ -5,15 +5,14 @@ expected rate (2,500 runs/s), with start lateness p99 under 1 s, no missed runs,
 reported. Each variant runs in its own interpreter pinned to CPU 0 (as one process of the bot
 would be on one core), so its peak RSS is its own; real probes go to nginx pinned to CPU 1.
 
-How a run is timed. APScheduler 3 hands every submission to event listeners as
-``JobSubmissionEvent.scheduled_run_times`` (with ``coalesce=True`` a single time: the jittered
-time the run was due). ``_process_jobs`` creates the job's task, then dispatches the events
-before it returns, so the listener always runs before the task's first step: it leaves the
-scheduled time for the run function, which takes ``time.time()`` as its first act. Lateness is
-that start minus the scheduled time; the listener's own time minus the scheduled time says how
-much of it is the scheduler waking late (the rest is the event loop starting the task).
-``EVENT_JOB_MISSED`` (later than ``misfire_grace_time``) and ``EVENT_JOB_MAX_INSTANCES`` (the
-previous run still going) count runs that never started.
+How a run is timed. APScheduler 3 hands each submission's scheduled (coalesced: latest) run
+time to the executor and to event listeners. The benchmark's executor (``TimedExecutor``, the
+stock ``AsyncIOExecutor`` plus one call) notes when the job's task really starts: lateness is
+that minus the scheduled time, the scheduler's own fidelity, whatever the job does first
+(``ProbeSchedule`` may sleep a jitter inside the job before calling the run function, whose
+own start is reported apart). ``EVENT_JOB_SUBMITTED`` gives when the scheduler woke for the
+run; ``EVENT_JOB_MISSED`` (later than ``misfire_grace_time``) and ``EVENT_JOB_MAX_INSTANCES``
+(the previous run still going) count runs that never started.
 
 Expected runs. ``ProbeSchedule`` gives each job a first run at ``now + U(0, interval)``; from
 there the configured interval says how many runs fall inside the window. Runs are counted by
@@ -50,7 +49,10 @@ from apscheduler.events import (
     JobExecutionEvent,
     JobSubmissionEvent,
 )
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.executors.base import run_coroutine_job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.util import iscoroutinefunction_partial
 
 from bot.config import ProbeSettings
 from bot.model import Target
@@ -141,6 +143,7 @@ class VariantResult:
     lateness: dict[str, float]  # percentile name -> seconds (start - scheduled)
     # The same for runs scheduled after the first interval: without sync's start-up stall.
     steady_lateness: dict[str, float]
+    run_lateness: dict[str, float]  # run function start - scheduled: + any in-job jitter
     wake_lateness: dict[str, float]  # the listener's time - scheduled
     per_second: dict[str, float]  # starts per wall second: min / median / max
     cpu_share: float  # the process's CPU over the window, of one core
@@ -271,6 +274,42 @@ class SlotSchedule:
             self._running.discard(task.id)
 
 
+class TimedExecutor(AsyncIOExecutor):
+    """APScheduler's AsyncIOExecutor, noting when each job's coroutine really starts.
+
+    ``_do_submit_job`` is APScheduler 3's extension point for executors; this is the parent's
+    coroutine branch with one call added at the start of the job's task. It measures the
+    scheduler's own fidelity whatever the job function does first (ProbeSchedule may sleep a
+    jitter inside the job before it calls the run function).
+    """
+
+    def __init__(self, on_start: Callable[[str, float], None]) -> None:
+        super().__init__()
+        self._on_start = on_start
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        if not iscoroutinefunction_partial(job.func):
+            super()._do_submit_job(job, run_times)
+            return
+
+        def callback(f: asyncio.Future[Any]) -> None:
+            self._pending_futures.discard(f)
+            try:
+                events = f.result()
+            except BaseException:
+                self._run_job_error(job.id, *sys.exc_info()[1:])
+            else:
+                self._run_job_success(job.id, events)
+
+        async def timed() -> Any:
+            self._on_start(job.id, run_times[-1].timestamp())
+            return await run_coroutine_job(job, job._jobstore_alias, run_times, self._logger.name)
+
+        f = self._eventloop.create_task(timed())
+        f.add_done_callback(callback)
+        self._pending_futures.add(f)
+
+
 # ---- the worker: one variant, in its own pinned interpreter -----------------------------------
 
 
@@ -285,12 +324,13 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
     rss_tasks = rss_bytes()
 
     # What the run function and the listeners share. Plain containers: cheap to append to.
-    due: dict[str, float] = {}  # job id -> scheduled time of its submitted run
-    lateness = array("d")
+    due: dict[str, float] = {}  # job id -> scheduled time of its run that has started
+    lateness = array("d")  # job start (slots: task start) - scheduled
+    scheduled_at = array("d")  # the same runs' scheduled times
+    run_lateness = array("d")  # run function start - scheduled (includes an in-job jitter)
     wake = array("d")
     runs: Counter[str] = Counter()
     starts = array("d")
-    scheduled_at = array("d")
     events: Counter[str] = Counter()
     outcomes: Counter[str] = Counter()
     probe_ms = array("d")
@@ -303,10 +343,8 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
         if isinstance(event, JobSubmissionEvent):
             scheduled = event.scheduled_run_times[-1].timestamp()
             if not in_window(scheduled):
-                due.pop(event.job_id, None)  # a run outside the window is not timed
                 return
             if event.code == EVENT_JOB_SUBMITTED:
-                due[event.job_id] = scheduled
                 wake.append(time.time() - scheduled)
                 events["submitted"] += 1
             elif event.code == EVENT_JOB_MAX_INSTANCES:
@@ -316,12 +354,20 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
         ):
             events["missed" if event.code == EVENT_JOB_MISSED else "errors"] += 1
 
+    def job_started(job_id: str, scheduled: float) -> None:
+        # Called by TimedExecutor as the job's task starts (before any in-job jitter).
+        if not in_window(scheduled):
+            due.pop(job_id, None)  # a run outside the window is not timed
+            return
+        lateness.append(time.time() - scheduled)
+        scheduled_at.append(scheduled)
+        due[job_id] = scheduled
+
     def started(job_id: str, scheduled: float | None) -> None:
         now = time.time()
         if scheduled is None:
             return  # scheduled outside the window
-        lateness.append(now - scheduled)
-        scheduled_at.append(scheduled)
+        run_lateness.append(now - scheduled)
         runs[job_id] += 1
         starts.append(now)
 
@@ -340,11 +386,18 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
             await probe(task)
 
     async def run_in_slot(task: ProbeTask, scheduled: float) -> None:
+        # A task's start is its job's start here: record it as both.
+        if in_window(scheduled):
+            lateness.append(time.time() - scheduled)
+            scheduled_at.append(scheduled)
         started(task.id, scheduled if in_window(scheduled) else None)
         if ctx is not None:
             await probe(task)
 
-    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler = AsyncIOScheduler(
+        timezone="UTC",
+        executors={"default": TimedExecutor(lambda *a: None if v.slots else job_started(*a))},
+    )
     scheduler.add_listener(
         on_event,
         EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_ERROR,
@@ -369,11 +422,12 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
     # add_job into a running scheduler queues a wake-up per job; how long until the loop is
     # free again tells what a catalog reload costs.
     loop = asyncio.get_running_loop()
-    freed = loop.create_future()
-    loop.call_soon(lambda: freed.set_result(time.perf_counter()))
-    stall_seconds = await freed - t_sync - sync_seconds
-    gc.collect()
-    rss_jobs = rss_bytes()
+    freed: asyncio.Future[tuple[float, int]] = loop.create_future()
+    # RSS in the callback: once it returns, the runs due meanwhile start (and, with real
+    # probes, open connections), which is not the jobs' memory.
+    loop.call_soon(lambda: freed.set_result((time.perf_counter(), rss_bytes())))
+    t_freed, rss_jobs = await freed
+    stall_seconds = t_freed - t_sync - sync_seconds
 
     expected = {
         job_id: _expected_runs(first, now, v.duration, v.interval)
@@ -403,8 +457,8 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
     cpu0 = time.process_time()
     busy0 = _cpu_busy(SCHEDULER_CPU)
     wall0 = time.perf_counter()
-    # Until the window's last scheduled time, plus a grace for its late starts.
-    await asyncio.sleep(max(0.0, window[1] - time.time()) + 5.0)
+    # Until the window's last scheduled time, plus a grace for its jitter and late starts.
+    await asyncio.sleep(max(0.0, window[1] - time.time()) + v.jitter + 5.0)
     wall = time.perf_counter() - wall0
     ticking.cancel()
     gc.callbacks.remove(on_gc)
@@ -445,7 +499,7 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
         rss_end=rss_end,
         rss_peak=rss_bytes("VmHWM"),
         expected_runs=sum(expected.values()),
-        runs=len(lateness),
+        runs=len(run_lateness),
         submitted=events["submitted"],
         missed=events["missed"],
         # For the prototype: its own per-task skips (a slot job itself never overlaps).
@@ -461,6 +515,7 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
                 if at >= now + v.interval
             ]
         ),
+        run_lateness=_percentiles(run_lateness),
         wake_lateness=_percentiles(wake),
         per_second={
             "min": float(seconds[0]) if seconds else 0.0,
@@ -547,7 +602,7 @@ def run(config: ScheduleBenchConfig) -> Section:
 
 def _label(r: VariantResult) -> str:
     v = r.variant
-    jitter = f"jitter {v['jitter']:g} s" if v["jitter"] else "no jitter"
+    jitter = f"jitter_seconds {v['jitter']:g}" if v["jitter"] else "jitter_seconds 0"
     if v["slots"]:
         return f"{v['name']} ({v['slots']} slots per interval, no jitter)"
     return f"{v['name']} ({jitter})"
@@ -559,8 +614,10 @@ def _facts(results: list[VariantResult]) -> list[str]:
         "(os.sched_setaffinity); AsyncIOScheduler(timezone='UTC'), memory job store, jobs added "
         "by ProbeSchedule.sync into the running scheduler as the agent does; real probes go "
         f"through make_context/run_probe to nginx (plain http) pinned to CPU {SERVER_CPU}.",
-        "lateness = the run function's first time.time() − the run's scheduled (jittered) time "
-        "from EVENT_JOB_SUBMITTED; 'wake' = the submission listener's time − scheduled.",
+        "lateness = when the APScheduler job's task starts (the benchmark's executor: stock "
+        "AsyncIOExecutor plus a timestamp) − the run's scheduled time; 'run fn' = when the run "
+        "function starts − scheduled, which also holds any jitter ProbeSchedule sleeps inside "
+        "the job; 'wake' = the EVENT_JOB_SUBMITTED listener's time − scheduled.",
     ]
     main = next(
         (r for r in results if r.variant["mode"] == "cheap" and r.variant["monitors"] >= 50_000),
@@ -608,6 +665,7 @@ def _fidelity_table(results: list[VariantResult]) -> Table:
             "starts/s min / median / max",
             "lateness p50 / p99 / max (s)",
             "after 1st interval p99 / max (s)",
+            "run fn p50 / p99 (s)",
             "wake p99 (s)",
             "loop lag p99 / max (ms)",
             "missed",
@@ -634,6 +692,7 @@ def _fidelity_table(results: list[VariantResult]) -> Table:
                 if r.steady_lateness
                 else "– (window ≤ 1 interval)"
             ),
+            f"{r.run_lateness.get('p50', 0):.3f} / {r.run_lateness.get('p99', 0):.3f}",
             f"{r.wake_lateness.get('p99', 0):.3f}" if not v["slots"] else "–",
             f"{r.loop_lag.get('p99', 0) * 1000:,.0f} / {r.loop_lag.get('max', 0) * 1000:,.0f}",
             f"{r.missed:,}",
