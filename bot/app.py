@@ -16,12 +16,16 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.adapters.base import Adapter
 from bot.adapters.console import ConsoleAdapter
+from bot.adapters.registry import AdapterDeps, build_adapters
 from bot.agents import MissingKey
 from bot.api import ApiServer
+from bot.complete import Completer
 from bot.config import Settings
 from bot.context import CommandContext
 from bot.demo import Demo, demo_database, reset_database
+from bot.errors import StartupError
 from bot.model import Catalog
 from bot.probing.service import Probing
 from bot.resolve import Resolver
@@ -34,9 +38,7 @@ from commands import COMMANDS
 
 log = logging.getLogger(__name__)
 
-
-class StartupError(Exception):
-    """The bot cannot start as configured; the message says what to change."""
+__all__ = ["App", "StartupError", "chat_adapters_enabled"]
 
 
 @dataclass
@@ -50,11 +52,11 @@ class App:
     demo: Demo | None = None
     api: ApiServer | None = None
     probing: Probing | None = None
+    adapters: list[Adapter] = field(default_factory=list)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
     async def create(cls, settings: Settings, *, demo: bool) -> App:
-        _refuse_unbuilt_adapters(settings)
         catalog = settings.catalog()
         database = settings.bot.database
         demo_mode = None
@@ -105,6 +107,22 @@ class App:
             )
             if probing is not None:
                 probing.mount(app.api.app)
+        specs = {name: m.SPEC for name, m in COMMANDS.items()}
+        completer = Completer(ctx.resolver, specs)
+        try:
+            app.adapters = build_adapters(
+                AdapterDeps(
+                    settings=settings,
+                    dispatch=app.router.dispatch,
+                    complete=completer.complete,
+                    specs=specs,
+                    environ=os.environ,
+                    web_app=app.api.app if app.api is not None else None,
+                )
+            )
+        except StartupError:
+            await store.close()
+            raise
         return app
 
     async def start(self) -> None:
@@ -132,6 +150,9 @@ class App:
                 ) from None
         if self.probing is not None:
             await self.probing.start()
+        for adapter in self.adapters:
+            await adapter.start()
+            log.info("adapter started name=%s", adapter.name)
         if self.demo is not None:
             ctx = self.router.ctx
             counts = await self.demo.start(
@@ -169,6 +190,8 @@ class App:
                 loop.add_signal_handler(sig, self._stopping.set)
 
     async def close(self) -> None:
+        for adapter in reversed(self.adapters):
+            await adapter.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.probing is not None:
@@ -178,16 +201,6 @@ class App:
         if self.demo is not None:
             await self.demo.stop()
         await self.store.close()
-
-
-def _refuse_unbuilt_adapters(settings: Settings) -> None:
-    # Honest failure beats silently not connecting: these adapters are not in this build yet.
-    for name, enabled in (("discord", settings.discord.enabled), ("slack", settings.slack.enabled)):
-        if enabled:
-            raise StartupError(
-                f"[{name}] enabled = true, but this build has no {name} adapter yet; "
-                f"set [{name}] enabled = false"
-            )
 
 
 def chat_adapters_enabled(settings: Settings) -> bool:

@@ -18,13 +18,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
+from bot.complete import Choice
 from bot.invocation import Invocation
 from bot.reply import Reply
 
-__all__ = ["Adapter", "Dispatch"]
+__all__ = ["Adapter", "Choice", "Complete", "Dispatch"]
 
 Dispatch = Callable[[Invocation], Awaitable[Reply]]
 """Runs one command for one user; the only door from an adapter into the bot."""
+
+Complete = Callable[[str, str, str, str], list[Choice]]
+"""``complete(command, param, partial, lang)``: suggestions as the user types (in memory)."""
 
 
 @runtime_checkable

@@ -1,0 +1,1 @@
+"""The Discord adapter (see adapter.py)."""

@@ -1,0 +1,15 @@
+"""The Discord adapter's entry point for the registry (bot/adapters/registry.py)."""
+
+from __future__ import annotations
+
+from bot.adapters.base import Adapter
+from bot.adapters.registry import AdapterDeps
+from bot.errors import StartupError
+
+
+def build(deps: AdapterDeps) -> Adapter:
+    # Honest failure beats silently not connecting: the adapter is not in this build yet.
+    raise StartupError(
+        "[discord] enabled = true, but this build has no discord adapter yet; "
+        "set [discord] enabled = false"
+    )

@@ -1,0 +1,1 @@
+"""The Slack adapter (see adapter.py)."""
