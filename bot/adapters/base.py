@@ -16,13 +16,14 @@ An adapter is the thin edge between a chat platform and the bot. Its obligations
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from bot.complete import Choice
 from bot.invocation import Invocation
 from bot.reply import Reply
 
-__all__ = ["Adapter", "Choice", "Complete", "Dispatch"]
+__all__ = ["Adapter", "Choice", "Complete", "DeliveryError", "Dispatch", "Sender", "Sent"]
 
 Dispatch = Callable[[Invocation], Awaitable[Reply]]
 """Runs one command for one user; the only door from an adapter into the bot."""
@@ -49,4 +50,50 @@ class Adapter(Protocol):
 
     async def stop(self) -> None:
         """Stop serving and release the connection; safe to call more than once or before start."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """Where a proactive message landed, so later updates can edit it and reply in its thread."""
+
+    channel: str
+    message_id: str  # Discord message id; Slack message ts
+
+
+class DeliveryError(Exception):
+    """A proactive send failed. The outbox decides what to do from these two facts."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds the platform asked us to wait, if it said
+        self.permanent = permanent  # retrying cannot help (unknown channel, missing access)
+
+
+@runtime_checkable
+class Sender(Protocol):
+    """Proactive messages (alerts, digests): chat adapters implement this beside ``Adapter``.
+
+    Implementations keep the platform's limits themselves (Discord's global 50 requests/s and
+    route buckets, Slack's one message per second per channel) and raise ``DeliveryError`` when a
+    message cannot go now; they never retry for minutes (that is the outbox's job).
+    """
+
+    async def send(
+        self,
+        channel: str,
+        reply: Reply,
+        *,
+        key: str,
+        thread_of: str | None = None,
+        lang: str = "en",
+    ) -> Sent:
+        """Post ``reply``; ``key`` is an idempotency key (Discord nonce) so a resend is one message.
+
+        With ``thread_of`` (a message id from an earlier ``Sent``) it goes into that thread.
+        """
+        ...
+
+    async def edit(self, sent: Sent, reply: Reply, *, lang: str = "en") -> None:
+        """Replace the message ``sent`` with ``reply`` (an incident's update or resolution)."""
         ...
