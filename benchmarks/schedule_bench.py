@@ -1,22 +1,19 @@
-"""Schedule fidelity: many monitors through ``ProbeSchedule`` (one APScheduler 3 job per task).
+"""Schedule fidelity: many monitors through ``ProbeSchedule`` (slot jobs on APScheduler 3).
 
 The issue's target: 50,000 monitors at a 20 s interval for 5 minutes in one process, at the full
 expected rate (2,500 runs/s), with start lateness p99 under 1 s, no missed runs, and memory
 reported. Each variant runs in its own interpreter pinned to CPU 0 (as one process of the bot
 would be on one core), so its peak RSS is its own; real probes go to nginx pinned to CPU 1.
 
-How a run is timed. APScheduler 3 hands each submission's scheduled (coalesced: latest) run
-time to the executor and to event listeners. The benchmark's executor (``TimedExecutor``, the
-stock ``AsyncIOExecutor`` plus one call) notes when the job's task really starts: lateness is
-that minus the scheduled time, the scheduler's own fidelity, whatever the job does first
-(``ProbeSchedule`` may sleep a jitter inside the job before calling the run function, whose
-own start is reported apart). ``EVENT_JOB_SUBMITTED`` gives when the scheduler woke for the
-run; ``EVENT_JOB_MISSED`` (later than ``misfire_grace_time``) and ``EVENT_JOB_MAX_INSTANCES``
-(the previous run still going) count runs that never started.
+How a run is timed. ``ProbeSchedule`` hands the run function each run's scheduled time (the slot's
+time on its fixed grid); lateness is when the run function starts minus that. The slot job's
+``EVENT_JOB_SUBMITTED`` gives when the scheduler woke for it; ``EVENT_JOB_MISSED`` (later than
+``misfire_grace_time``) counts slot runs that never started, and ``ProbeSchedule.skipped``
+counts task starts skipped because the task's previous run was still going.
 
-Expected runs. ``ProbeSchedule`` gives each job a first run at ``now + U(0, interval)``; from
-there the configured interval says how many runs fall inside the window. Runs are counted by
-scheduled time inside ``[now, now + duration)``, against that expectation.
+Expected runs. Each task's first run is ``ProbeSchedule.next_run(task, now)``; from there the
+configured interval says how many runs fall inside the window. Runs are counted by scheduled
+time inside ``[now, now + duration)``, against that expectation.
 """
 
 from __future__ import annotations
@@ -26,17 +23,13 @@ import asyncio
 import gc
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from array import array
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +42,7 @@ from apscheduler.events import (
     JobExecutionEvent,
     JobSubmissionEvent,
 )
-from apscheduler.executors.asyncio import AsyncIOExecutor
-from apscheduler.executors.base import run_coroutine_job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.util import iscoroutinefunction_partial
 
 from bot.config import ProbeSettings
 from bot.model import Target
@@ -73,7 +63,6 @@ from .probe_bench import Nginx, make_certs
 TARGET_P99_SECONDS = 1.0
 SCHEDULER_CPU = 0
 SERVER_CPU = 1
-DEFAULT_JITTER = 5.0  # bot.config.ProbeSettings.jitter_seconds's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +73,7 @@ class Variant:
     monitors: int
     interval: int
     duration: float
-    jitter: float  # ProbeSchedule's jitter_seconds
     mode: str = "cheap"  # "cheap": record the start only; "probe": also run_probe a target
-    # > 0: the SlotSchedule prototype below with this many slots per interval, instead of
-    # ProbeSchedule's one APScheduler job per task.
-    slots: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,26 +83,17 @@ class ScheduleBenchConfig:
 
 QUICK = ScheduleBenchConfig(
     variants=(
-        Variant("ProbeSchedule, cheap run", 5_000, 20, 60, DEFAULT_JITTER),
-        Variant("ProbeSchedule, real probes", 5_000, 20, 20, DEFAULT_JITTER, mode="probe"),
-        Variant("SlotSchedule prototype, cheap run", 5_000, 20, 20, 0.0, slots=200),
+        Variant("ProbeSchedule, cheap run", 5_000, 20, 40),
+        Variant("ProbeSchedule, real probes", 5_000, 20, 20, mode="probe"),
     )
 )
 FULL = ScheduleBenchConfig(
     variants=(
-        # The issue's case, with the bot's default jitter (ProbeSettings.jitter_seconds).
-        Variant("ProbeSchedule, cheap run", 50_000, 20, 300, DEFAULT_JITTER),
-        # The same without jitter: what the jitter alone costs in runs.
-        Variant("ProbeSchedule, cheap run", 50_000, 20, 60, 0.0),
-        # Where the per-run cost comes from: fewer jobs, same interval.
-        Variant("ProbeSchedule, cheap run", 20_000, 20, 60, DEFAULT_JITTER),
-        Variant("ProbeSchedule, cheap run", 10_000, 20, 60, DEFAULT_JITTER),
+        # The issue's case.
+        Variant("ProbeSchedule, cheap run", 50_000, 20, 300),
         # Real probes from the schedule (new connection each, to nginx on the other core).
-        Variant("ProbeSchedule, real probes", 50_000, 20, 60, DEFAULT_JITTER, mode="probe"),
-        Variant("ProbeSchedule, real probes", 10_000, 20, 60, DEFAULT_JITTER, mode="probe"),
-        # The design suggested instead: 200 APScheduler jobs, each starting a slot of tasks.
-        Variant("SlotSchedule prototype, cheap run", 50_000, 20, 120, 0.0, slots=200),
-        Variant("SlotSchedule prototype, real probes", 10_000, 20, 60, 0.0, "probe", 200),
+        Variant("ProbeSchedule, real probes", 50_000, 20, 60, mode="probe"),
+        Variant("ProbeSchedule, real probes", 10_000, 20, 60, mode="probe"),
     )
 )
 
@@ -126,6 +102,7 @@ FULL = ScheduleBenchConfig(
 class VariantResult:
     variant: dict[str, Any]
     sync_seconds: float  # ProbeSchedule.sync of every task, into the running scheduler
+    jobs: int  # APScheduler jobs after sync (slots)
     stall_seconds: float  # then until the event loop ran a callback queued after sync
     rss_start: int  # after imports
     rss_tasks: int  # after building the ProbeTasks (catalog-side memory)
@@ -136,14 +113,13 @@ class VariantResult:
     runs: int  # started, scheduled inside the window
     submitted: int  # submissions inside the window (EVENT_JOB_SUBMITTED)
     missed: int  # EVENT_JOB_MISSED inside the window
-    max_instances: int  # EVENT_JOB_MAX_INSTANCES inside the window
+    max_instances: int  # EVENT_JOB_MAX_INSTANCES + ProbeSchedule.skipped
     errors: int  # EVENT_JOB_ERROR
-    short_jobs: int  # jobs with fewer runs than expected
-    runs_per_job: dict[str, int]  # runs -> number of jobs
-    lateness: dict[str, float]  # percentile name -> seconds (start - scheduled)
+    short_jobs: int  # tasks with fewer runs than expected
+    runs_per_job: dict[str, int]  # runs -> number of tasks
+    lateness: dict[str, float]  # percentile name -> seconds (run start - scheduled)
     # The same for runs scheduled after the first interval: without sync's start-up stall.
     steady_lateness: dict[str, float]
-    run_lateness: dict[str, float]  # run function start - scheduled: + any in-job jitter
     wake_lateness: dict[str, float]  # the listener's time - scheduled
     per_second: dict[str, float]  # starts per wall second: min / median / max
     cpu_share: float  # the process's CPU over the window, of one core
@@ -189,127 +165,6 @@ def _percentiles(values: array[float] | list[float]) -> dict[str, float]:
     }
 
 
-# ---- a prototype: a few APScheduler jobs, each dispatching a slot of tasks --------------------
-
-
-class SlotSchedule:
-    """Prototype (benchmarks only): ``slots`` APScheduler jobs per interval, not one per task.
-
-    Each task goes to a slot by a stable hash of its id, so a catalog reload keeps its phase;
-    slot ``k`` of an interval ``I`` first fires at ``start + k * I / slots`` and then every
-    ``I`` seconds, and starts every task of the slot that is not still running (the
-    ``max_instances=1`` of ProbeSchedule, per task). APScheduler then handles ``slots`` jobs,
-    whatever the number of tasks, and a start costs a ``create_task``. No jitter: the slots
-    already spread the load evenly, and APScheduler's interval jitter accumulates (the next run
-    is the previous, jittered run plus the interval, plus a new jitter).
-    """
-
-    def __init__(
-        self,
-        scheduler: Any,
-        run: Callable[[Any, float], Awaitable[None]],
-        *,
-        slots: int,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._scheduler = scheduler
-        self._run = run
-        self._slots = slots
-        self._clock = clock
-        self._members: dict[tuple[int, int], list[Any]] = {}  # (interval, slot) -> tasks
-        self._first: dict[tuple[int, int], float] = {}
-        self._running: set[str] = set()
-        self._inflight: set[asyncio.Task[None]] = set()
-        self.skipped = 0  # starts skipped because the task's previous run was still going
-
-    def slot_of(self, task_id: str) -> int:
-        return zlib.crc32(task_id.encode()) % self._slots
-
-    def first_run(self, task: Any) -> float:
-        return self._first[(task.interval_seconds, self.slot_of(task.id))]
-
-    def sync(self, tasks: Sequence[Any]) -> None:
-        members: dict[tuple[int, int], list[Any]] = {}
-        for task in tasks:
-            members.setdefault((task.interval_seconds, self.slot_of(task.id)), []).append(task)
-        now = self._clock()
-        for key in self._members.keys() - members.keys():
-            self._scheduler.remove_job(f"slot:{key[0]}:{key[1]}")
-            del self._first[key]
-        for key in members.keys() - self._members.keys():
-            interval, slot = key
-            first = now + slot * interval / self._slots
-            self._first[key] = first
-            self._scheduler.add_job(
-                self.fire,  # a coroutine function: AsyncIOExecutor runs it on the loop
-                "interval",
-                seconds=interval,
-                args=[key],
-                id=f"slot:{interval}:{slot}",
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=interval,
-                next_run_time=datetime.fromtimestamp(first, UTC),
-            )
-        self._members = members  # existing slots pick up their new members at the next fire
-
-    async def fire(self, key: tuple[int, int]) -> None:
-        interval = key[0]
-        first = self._first[key]
-        # The run this fire stands for: the latest slot time not after now.
-        scheduled = first + max(0, int((self._clock() - first) // interval)) * interval
-        for task in self._members.get(key, ()):
-            if task.id in self._running:
-                self.skipped += 1
-                continue
-            self._running.add(task.id)
-            job = asyncio.create_task(self._one(task, scheduled))
-            self._inflight.add(job)
-            job.add_done_callback(self._inflight.discard)
-
-    async def _one(self, task: Any, scheduled: float) -> None:
-        try:
-            await self._run(task, scheduled)
-        finally:
-            self._running.discard(task.id)
-
-
-class TimedExecutor(AsyncIOExecutor):
-    """APScheduler's AsyncIOExecutor, noting when each job's coroutine really starts.
-
-    ``_do_submit_job`` is APScheduler 3's extension point for executors; this is the parent's
-    coroutine branch with one call added at the start of the job's task. It measures the
-    scheduler's own fidelity whatever the job function does first (ProbeSchedule may sleep a
-    jitter inside the job before it calls the run function).
-    """
-
-    def __init__(self, on_start: Callable[[str, float], None]) -> None:
-        super().__init__()
-        self._on_start = on_start
-
-    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
-        if not iscoroutinefunction_partial(job.func):
-            super()._do_submit_job(job, run_times)
-            return
-
-        def callback(f: asyncio.Future[Any]) -> None:
-            self._pending_futures.discard(f)
-            try:
-                events = f.result()
-            except BaseException:
-                self._run_job_error(job.id, *sys.exc_info()[1:])
-            else:
-                self._run_job_success(job.id, events)
-
-        async def timed() -> Any:
-            self._on_start(job.id, run_times[-1].timestamp())
-            return await run_coroutine_job(job, job._jobstore_alias, run_times, self._logger.name)
-
-        f = self._eventloop.create_task(timed())
-        f.add_done_callback(callback)
-        self._pending_futures.add(f)
-
-
 # ---- the worker: one variant, in its own pinned interpreter -----------------------------------
 
 
@@ -324,10 +179,8 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
     rss_tasks = rss_bytes()
 
     # What the run function and the listeners share. Plain containers: cheap to append to.
-    due: dict[str, float] = {}  # job id -> scheduled time of its run that has started
-    lateness = array("d")  # job start (slots: task start) - scheduled
+    lateness = array("d")  # run start - scheduled
     scheduled_at = array("d")  # the same runs' scheduled times
-    run_lateness = array("d")  # run function start - scheduled (includes an in-job jitter)
     wake = array("d")
     runs: Counter[str] = Counter()
     starts = array("d")
@@ -354,71 +207,36 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
         ):
             events["missed" if event.code == EVENT_JOB_MISSED else "errors"] += 1
 
-    def job_started(job_id: str, scheduled: float) -> None:
-        # Called by TimedExecutor as the job's task starts (before any in-job jitter).
-        if not in_window(scheduled):
-            due.pop(job_id, None)  # a run outside the window is not timed
-            return
-        lateness.append(time.time() - scheduled)
-        scheduled_at.append(scheduled)
-        due[job_id] = scheduled
-
-    def started(job_id: str, scheduled: float | None) -> None:
-        now = time.time()
-        if scheduled is None:
-            return  # scheduled outside the window
-        run_lateness.append(now - scheduled)
-        runs[job_id] += 1
-        starts.append(now)
-
     ctx = make_context(ProbeSettings(allow_private=("127.0.0.0/8",))) if v.mode != "cheap" else None
 
-    async def probe(task: ProbeTask) -> None:
-        assert ctx is not None
-        t0 = time.perf_counter()
-        outcome = await run_probe(task.target, ctx)
-        probe_ms.append((time.perf_counter() - t0) * 1000)
-        outcomes["ok" if outcome.ok else str(outcome.error)] += 1
-
-    async def run(task: ProbeTask) -> None:
-        started(task.id, due.pop(task.id, None))
-        if ctx is not None:
-            await probe(task)
-
-    async def run_in_slot(task: ProbeTask, scheduled: float) -> None:
-        # A task's start is its job's start here: record it as both.
+    async def run(task: ProbeTask, scheduled: float) -> None:
+        now = time.time()
         if in_window(scheduled):
-            lateness.append(time.time() - scheduled)
+            lateness.append(now - scheduled)
             scheduled_at.append(scheduled)
-        started(task.id, scheduled if in_window(scheduled) else None)
+            runs[task.id] += 1
+            starts.append(now)
         if ctx is not None:
-            await probe(task)
+            t0 = time.perf_counter()
+            outcome = await run_probe(task.target, ctx)
+            probe_ms.append((time.perf_counter() - t0) * 1000)
+            outcomes["ok" if outcome.ok else str(outcome.error)] += 1
 
-    scheduler = AsyncIOScheduler(
-        timezone="UTC",
-        executors={"default": TimedExecutor(lambda *a: None if v.slots else job_started(*a))},
-    )
+    scheduler = AsyncIOScheduler(timezone="UTC")
     scheduler.add_listener(
         on_event,
         EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_ERROR,
     )
     # As the agent does: the scheduler runs before the first assignment is synced into it.
     scheduler.start()
-    rng = random.Random(20_000)
     now = time.time()
     window[:] = [now, now + v.duration]
     t_sync = time.perf_counter()
-    slots: SlotSchedule | None = None
-    if v.slots:
-        slots = SlotSchedule(scheduler, run_in_slot, slots=v.slots)
-        slots.sync(tasks)
-        first_runs = {task.id: slots.first_run(task) for task in tasks}
-    else:
-        schedule = ProbeSchedule(scheduler, run, jitter_seconds=v.jitter, rng=rng)
-        schedule.sync(tasks)
-        # Read before the loop runs anything: each job's first run, as ProbeSchedule drew it.
-        first_runs = {job.id: job.next_run_time.timestamp() for job in scheduler.get_jobs()}
+    schedule = ProbeSchedule(scheduler, run, salt="US")
+    schedule.sync(tasks)
     sync_seconds = time.perf_counter() - t_sync
+    jobs = len(scheduler.get_jobs())
+    first_runs = {task.id: schedule.next_run(task, now) for task in tasks}
     # add_job into a running scheduler queues a wake-up per job; how long until the loop is
     # free again tells what a catalog reload costs.
     loop = asyncio.get_running_loop()
@@ -430,8 +248,8 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
     stall_seconds = t_freed - t_sync - sync_seconds
 
     expected = {
-        job_id: _expected_runs(first, now, v.duration, v.interval)
-        for job_id, first in first_runs.items()
+        task_id: _expected_runs(first, now, v.duration, v.interval)
+        for task_id, first in first_runs.items()
     }
 
     # Where lateness comes from: garbage-collector pauses, and how late a 10 ms ticker wakes.
@@ -457,8 +275,8 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
     cpu0 = time.process_time()
     busy0 = _cpu_busy(SCHEDULER_CPU)
     wall0 = time.perf_counter()
-    # Until the window's last scheduled time, plus a grace for its jitter and late starts.
-    await asyncio.sleep(max(0.0, window[1] - time.time()) + v.jitter + 5.0)
+    # Until the window's last scheduled time, plus a grace for late starts.
+    await asyncio.sleep(max(0.0, window[1] - time.time()) + 5.0)
     wall = time.perf_counter() - wall0
     ticking.cancel()
     gc.callbacks.remove(on_gc)
@@ -477,8 +295,8 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
     per_second = Counter(int(t - now) for t in starts if now <= t < now + v.duration)
     seconds = [per_second.get(s, 0) for s in range(1, int(v.duration) - 1)]
     seconds.sort()
-    per_job = Counter(runs[t.id] for t in tasks)
-    short = sum(1 for job_id, n in expected.items() if runs[job_id] < n)
+    per_task = Counter(runs[t.id] for t in tasks)
+    short = sum(1 for task_id, n in expected.items() if runs[task_id] < n)
     probes: dict[str, float] = {}
     if ctx is not None:
         total = sum(outcomes.values())
@@ -492,6 +310,7 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
     return VariantResult(
         variant=asdict(v),
         sync_seconds=sync_seconds,
+        jobs=jobs,
         stall_seconds=stall_seconds,
         rss_start=rss_start,
         rss_tasks=rss_tasks,
@@ -499,14 +318,13 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
         rss_end=rss_end,
         rss_peak=rss_bytes("VmHWM"),
         expected_runs=sum(expected.values()),
-        runs=len(run_lateness),
+        runs=len(lateness),
         submitted=events["submitted"],
         missed=events["missed"],
-        # For the prototype: its own per-task skips (a slot job itself never overlaps).
-        max_instances=events["max_instances"] + (slots.skipped if slots is not None else 0),
+        max_instances=events["max_instances"] + schedule.skipped,
         errors=events["errors"],
         short_jobs=short,
-        runs_per_job={str(k): n for k, n in sorted(per_job.items())},
+        runs_per_job={str(k): n for k, n in sorted(per_task.items())},
         lateness=_percentiles(lateness),
         steady_lateness=_percentiles(
             [
@@ -515,7 +333,6 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
                 if at >= now + v.interval
             ]
         ),
-        run_lateness=_percentiles(run_lateness),
         wake_lateness=_percentiles(wake),
         per_second={
             "min": float(seconds[0]) if seconds else 0.0,
@@ -573,7 +390,7 @@ def run_variant(variant: Variant, target_url: str) -> VariantResult:
 
 
 def run(config: ScheduleBenchConfig) -> Section:
-    section = Section("schedule", "Schedule fidelity (ProbeSchedule on APScheduler 3)")
+    section = Section("schedule", "Schedule fidelity (ProbeSchedule: slot jobs on APScheduler 3)")
     results: list[VariantResult] = []
     with tempfile.TemporaryDirectory(prefix="schedule-bench-") as tmp:
         folder = Path(tmp)
@@ -601,11 +418,7 @@ def run(config: ScheduleBenchConfig) -> Section:
 
 
 def _label(r: VariantResult) -> str:
-    v = r.variant
-    jitter = f"jitter_seconds {v['jitter']:g}" if v["jitter"] else "jitter_seconds 0"
-    if v["slots"]:
-        return f"{v['name']} ({v['slots']} slots per interval, no jitter)"
-    return f"{v['name']} ({jitter})"
+    return f"{r.variant['name']} ({r.jobs:,} slot jobs)"
 
 
 def _facts(results: list[VariantResult]) -> list[str]:
@@ -614,10 +427,9 @@ def _facts(results: list[VariantResult]) -> list[str]:
         "(os.sched_setaffinity); AsyncIOScheduler(timezone='UTC'), memory job store, jobs added "
         "by ProbeSchedule.sync into the running scheduler as the agent does; real probes go "
         f"through make_context/run_probe to nginx (plain http) pinned to CPU {SERVER_CPU}.",
-        "lateness = when the APScheduler job's task starts (the benchmark's executor: stock "
-        "AsyncIOExecutor plus a timestamp) − the run's scheduled time; 'run fn' = when the run "
-        "function starts − scheduled, which also holds any jitter ProbeSchedule sleeps inside "
-        "the job; 'wake' = the EVENT_JOB_SUBMITTED listener's time − scheduled.",
+        "lateness = when the run function starts − the run's scheduled time (its slot's time on "
+        "the fixed grid, which ProbeSchedule passes in); 'wake' = the slot job's "
+        "EVENT_JOB_SUBMITTED listener time − scheduled.",
     ]
     main = next(
         (r for r in results if r.variant["mode"] == "cheap" and r.variant["monitors"] >= 50_000),
@@ -643,11 +455,11 @@ def _facts(results: list[VariantResult]) -> list[str]:
         f"{main.steady_lateness.get('max', 0):.3f} s: the rest is start-up, sync() "
         f"{main.sync_seconds:.1f} s + {main.stall_seconds:.1f} s of queued wake-ups)",
         f"  - no missed runs: {'PASS' if never == 0 else 'FAIL'} ({main.missed} missed, "
-        f"{main.max_instances} skipped by max_instances; {main.short_jobs:,} jobs ran fewer "
+        f"{main.max_instances} skipped as still running; {main.short_jobs:,} monitors ran fewer "
         "times than the configured interval gives)",
-        f"  - memory: peak RSS {human_bytes(main.rss_peak)}; "
-        f"{human_bytes((main.rss_jobs - main.rss_tasks) // max(1, v['monitors']))} per "
-        "APScheduler job",
+        f"  - memory: peak RSS {human_bytes(main.rss_peak)}; {main.jobs:,} APScheduler jobs; "
+        f"{human_bytes(max(0, main.rss_jobs - main.rss_tasks))} for the schedule over the "
+        "ProbeTasks themselves",
     ]
     return lines
 
@@ -665,12 +477,11 @@ def _fidelity_table(results: list[VariantResult]) -> Table:
             "starts/s min / median / max",
             "lateness p50 / p99 / max (s)",
             "after 1st interval p99 / max (s)",
-            "run fn p50 / p99 (s)",
             "wake p99 (s)",
             "loop lag p99 / max (ms)",
             "missed",
-            "max_instances skips",
-            "jobs short of runs",
+            "skipped (still running)",
+            "monitors short of runs",
             "CPU (others on CPU 0)",
         ],
     )
@@ -692,8 +503,7 @@ def _fidelity_table(results: list[VariantResult]) -> Table:
                 if r.steady_lateness
                 else "– (window ≤ 1 interval)"
             ),
-            f"{r.run_lateness.get('p50', 0):.3f} / {r.run_lateness.get('p99', 0):.3f}",
-            f"{r.wake_lateness.get('p99', 0):.3f}" if not v["slots"] else "–",
+            f"{r.wake_lateness.get('p99', 0):.3f}",
             f"{r.loop_lag.get('p99', 0) * 1000:,.0f} / {r.loop_lag.get('max', 0) * 1000:,.0f}",
             f"{r.missed:,}",
             f"{r.max_instances:,}",
@@ -701,8 +511,8 @@ def _fidelity_table(results: list[VariantResult]) -> Table:
             f"{r.cpu_share:.0%} ({r.others_share:.0%})",
         )
     table.notes += [
-        "expected runs: from each job's first run (ProbeSchedule's uniform offset) at the "
-        "configured interval, counted by scheduled time inside the window.",
+        "expected runs: from each monitor's first run (ProbeSchedule.next_run: its slot's phase) "
+        "at the configured interval, counted by scheduled time inside the window.",
         "CPU: the scheduling process's CPU time ÷ wall time over the window; others: what other "
         "people's processes took of the same CPU (the machine is shared).",
         "wake: when APScheduler submitted the run (listener) − scheduled; loop lag: how late a "
@@ -719,8 +529,8 @@ def _memory_table(results: list[VariantResult]) -> Table:
             "monitors",
             "after imports",
             "ProbeTasks built",
-            "jobs added",
-            "per job",
+            "slot jobs added",
+            "per monitor",
             "peak",
             "sync() time",
             "loop stall after sync",
@@ -740,8 +550,8 @@ def _memory_table(results: list[VariantResult]) -> Table:
             f"{r.stall_seconds:.2f} s",
         )
     table.notes.append(
-        "per job: (RSS after sync − RSS with the ProbeTasks built) ÷ monitors, i.e. the "
-        "scheduler's own memory per job. Peak includes the benchmark's own records "
+        "per monitor: (RSS after sync − RSS with the ProbeTasks built) ÷ monitors, i.e. the "
+        "schedule's own memory per monitor. Peak includes the benchmark's own records "
         "(8 bytes per run for each of three arrays)."
     )
     return table

@@ -200,7 +200,6 @@ class ProbeSettings(_Section):
     enabled: bool = True
     interval_seconds: PositiveInt = 60
     timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 10.0
-    jitter_seconds: Annotated[float, Field(ge=0)] = 5.0
     allow_private: FrozenList[Annotated[str, AfterValidator(_cidr)]] = ()
     ports: FrozenList[Annotated[int, Field(ge=1, le=65535)]] = (80, 443, 8080, 8443)
     source_address: Annotated[str, AfterValidator(_ip)] | None = None

@@ -70,7 +70,6 @@ class Agent:
         region: str,
         ondemand_probe: ProbeRunner | None = None,
         scheduler: AsyncIOScheduler | None = None,
-        jitter_seconds: float = 0.0,
         batch_seconds: float = 1.0,
         batch_max: int = 500,
         refresh_seconds: float = 300.0,
@@ -89,7 +88,6 @@ class Agent:
         self._ondemand_probe = ondemand_probe or probe
         self._scheduler = scheduler
         self._own_scheduler = scheduler is None
-        self._jitter = jitter_seconds
         self._batch_seconds = batch_seconds
         self._batch_max = batch_max
         self._refresh_seconds = refresh_seconds
@@ -121,9 +119,9 @@ class Agent:
             self._scheduler = AsyncIOScheduler(timezone="UTC")
         if self._own_scheduler:
             self._scheduler.start()
-        self._schedule = ProbeSchedule(
-            self._scheduler, self._scheduled, jitter_seconds=self._jitter
-        )
+        # Salted with the region: agents elsewhere probe a target at other moments of the
+        # interval, so some region sees a new failure sooner than any single phase would.
+        self._schedule = ProbeSchedule(self._scheduler, self._scheduled, salt=self.region)
         for loop in (self._assignment_loop, self._batch_loop, self._send_loop, self._command_loop):
             self._loops.append(asyncio.create_task(self._guard(loop()), name=loop.__name__))
         self._send_now.set()  # batches left from a previous run go first
@@ -204,7 +202,7 @@ class Agent:
 
     # ---- probing ------------------------------------------------------------------------------
 
-    async def _scheduled(self, task: ProbeTask) -> None:
+    async def _scheduled(self, task: ProbeTask, scheduled: float) -> None:
         # A scheduled run never overlaps another probe of the same task (a slow target must
         # not pile up runs).
         if not self._running[task.id]:
@@ -395,7 +393,7 @@ async def run_agent(
     """Run a remote agent until ``stop`` is set; raise AgentError if it cannot work as configured.
 
     ``probe_settings`` is the ``[probes]`` section (``bot.config.ProbeSettings``): its SSRF policy,
-    timeout and jitter apply to every probe this agent makes, on-demand ones included.
+    and timeout apply to every probe this agent makes, on-demand ones included.
     """
     from bot.agents.http_link import HttpLink
     from bot.agents.spool import DiskSpool
@@ -408,7 +406,6 @@ async def run_agent(
         probe=lambda target: run_probe(target, ctx),
         ondemand_probe=lambda target: run_probe(target, quick),
         region=region,
-        jitter_seconds=probe_settings.jitter_seconds,
     )
     log.info(
         "agent starting agent=%s region=%s core=%s spool=%s", agent_id, region, core_url, spool_dir

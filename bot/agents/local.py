@@ -51,7 +51,6 @@ class LocalAgent:
             ondemand_probe=lambda target: run_probe(target, quick),
             region=self._region,
             scheduler=self._scheduler,
-            jitter_seconds=self._settings.jitter_seconds,
         )
         await self.agent.start()
 

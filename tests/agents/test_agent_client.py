@@ -21,7 +21,7 @@ from bot.config import ProbeSettings
 from bot.probes import make_context, run_probe
 from bot.probes.base import ProbeContext, Reason
 
-SETTINGS = ProbeSettings(allow_private=("127.0.0.0/8",), timeout_seconds=2.0, jitter_seconds=0)
+SETTINGS = ProbeSettings(allow_private=("127.0.0.0/8",), timeout_seconds=2.0)
 
 
 @pytest.fixture

@@ -39,7 +39,6 @@ def write_config(path: Path, target: str) -> Path:
         f"""
 [probes]
 interval_seconds = 1
-jitter_seconds = 0
 timeout_seconds = 2
 allow_private = ["127.0.0.0/8"]
 

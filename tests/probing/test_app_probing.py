@@ -60,7 +60,6 @@ def settings_for(tmp_path: Path, url: str, **probes: object) -> object:
             # A long interval: anything faster than that in this test came from a re-check.
             "probes": {
                 "interval_seconds": 3600,
-                "jitter_seconds": 0.0,
                 "allow_private": ["127.0.0.0/8"],
                 "timeout_seconds": 2.0,
                 **probes,
