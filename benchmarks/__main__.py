@@ -80,7 +80,7 @@ def _run(name: str, *, quick: bool) -> Section:
         how = (
             verdict_bench.VerdictRun(rounds=3, outage_rounds=100)
             if quick
-            else verdict_bench.VerdictRun(rounds=5, outage_rounds=500)
+            else verdict_bench.VerdictRun(rounds=100, outage_rounds=1000)
         )
         return asyncio.run(verdict_bench.run(scenario, how))
     if name == "storage":

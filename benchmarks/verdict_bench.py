@@ -35,6 +35,7 @@ from .common import (
     ratio,
 )
 from .verdict_data import (
+    ASKED,
     NOW,
     BuiltDatabase,
     VerdictScenario,
@@ -143,10 +144,10 @@ class _Bench:
     async def measure(self, how: VerdictRun, scan: PlainScan, built: BuiltDatabase) -> Section:
         sc, verdicts = self.sc, self.verdicts
         ids = self.store.service_ids()
-        now = to_epoch(NOW)
+        now = to_epoch(ASKED)
         progress(f"verdict: warm-up and rollup cross-check over {len(self.services):,} services")
         evidence = {
-            s.key: await self.store.evidence(s, NOW, verdicts.windows) for s in self.services
+            s.key: await self.store.evidence(s, ASKED, verdicts.windows) for s in self.services
         }
         mismatches = _cross_check(evidence, scan, ids, now, verdicts.windows)
         categories = Counter(
@@ -191,7 +192,7 @@ class _Bench:
         if round_no % 2:
             scan_ns.add(svc.key, _time_scan(scan, sid, now))
         started = now_ns()
-        await self.verdicts.verdict(svc, at=NOW)
+        await self.verdicts.verdict(svc, at=ASKED)
         verdict_ns.add(svc.key, now_ns() - started)
         if not round_no % 2:
             scan_ns.add(svc.key, _time_scan(scan, sid, now))
@@ -225,14 +226,10 @@ def _cross_check(
     now: int,
     windows: EvidenceWindows,
 ) -> list[str]:
-    """Services whose rollup counts differ from the raw rows (with the rollups' minute bounds)."""
-    since = now - windows.report_seconds
-    # recent_reports reads whole minutes: from the minute holding ``since`` to the one holding
-    # ``now``; ask the raw table for exactly those seconds.
-    lo, hi = since // 60 * 60 - 1, now // 60 * 60 + 59
+    """Services whose counts (rollups plus raw edges) differ from the raw rows' exact count."""
     bad = []
     for key, ev in evidence.items():
-        recent, history = scan.counts(ids[key], now, since=lo, until=hi)
+        recent, history = scan.counts(ids[key], now)
         if recent != dict(ev.reports) or history != dict(ev.history):
             bad.append(key)
     return bad
@@ -367,7 +364,8 @@ def _facts(
         f"Data: {sc.services:,} services, {sc.reports:,} reports over {sc.days} days (daily "
         f"rhythm, Zipf popularity, regions US/GB/JP/FR/DE), {sc.outage_key} inside a "
         f"{sc.outage_reports:,}-report outage over the last {sc.outage_minutes} min; "
-        f"probes (3 regions × 5) and a status snapshot per service. now = {NOW.isoformat()}",
+        f"probes (3 regions × 5) and a status snapshot per service. Data until "
+        f"{NOW.isoformat()}; every verdict asked as of {ASKED.isoformat()}",
         f"Database: {built.path.name}, {human_bytes(database_bytes(built.path))}"
         + (f" (reused from {meta['built_at']})" if built.reused else " (built in this run)"),
         build,

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,9 @@ GENERATOR_VERSION = 1
 
 # "Now" is fixed at the end of the data, so every run asks the same question of the same rows.
 NOW = datetime(2025, 3, 31, 18, 40, tzinfo=UTC)
+# When the benchmark asks: 37 s after the newest data, as a bot asks "now" between reports, so
+# the window's oldest minute is cut (and read partly from raw rows) as it usually is.
+ASKED = NOW + timedelta(seconds=37)
 
 REGIONS = ("US", "GB", "JP", "FR", "DE")
 REGION_WEIGHTS = (0.40, 0.15, 0.15, 0.15, 0.15)

@@ -266,11 +266,19 @@ async def test_report_window_is_exact_to_the_second(store: Store) -> None:
         ImportBatch(reports=[ReportRow(sid, t, "US", "app", "import", "", f"e{t}") for t in times]),
         3600,
     )
-    for at in (T0, T0 + 13, T0 + 59, T0 + 61, T0 - 30):
+    # A second report from one user in its window is kept but not counted.
+    await store.import_batch(
+        ImportBatch(
+            reports=[ReportRow(sid, t + 1, "US", "app", "import", "", f"e{t}") for t in times]
+        ),
+        3600,
+    )
+    # Every second over two minutes: each edge read from either side of its cut minute.
+    for at in [*range(T0 - 60, T0 + 62), T0 - 30, T0 + 1500]:
         ev = await store.evidence(CATALOG.services[0], from_epoch(at), WINDOWS)
         expected = sum(1 for t in times if at - WINDOWS.report_seconds < t <= at)
         assert sum(ev.reports.values()) == expected, at
-        newest = max(t for t in times if t <= at)
+        newest = max(x for t in times for x in (t, t + 1) if x <= at)
         assert ev.last_report_at == from_epoch(newest)
 
 

@@ -146,33 +146,72 @@ def recent_reports(
 ) -> dict[tuple[str, str], int]:
     """Counted reports per (region, problem) with since < at <= until, exactly.
 
-    Whole minutes come from the rollups; the two partial minutes at the edges from the raw rows
-    (a few index steps), so a verdict "as of" a past second never counts later reports.
+    Whole minutes come from the rollups. A minute the window cuts is read from the raw rows on
+    whichever side of the cut is shorter (the rollup minus the part outside, or the part inside
+    alone), and the newest minute comes from its rollup when nothing newer than ``until`` was
+    stored in it (the usual case, a verdict for now). So a verdict reads at most half a minute of
+    raw rows per edge, a few hundred during a large outage, and "as of" a past second still never
+    counts later reports.
     """
-    first_full = -(-(since + 1) // 60) * 60  # the first minute wholly inside the window
-    last_full = (until + 1) // 60 * 60  # the minute after the last whole one
+    first, last = since + 1, until  # both inclusive
+    first_minute, last_minute = first // 60 * 60, last // 60 * 60
     out: dict[tuple[str, str], int] = {}
-    if first_full < last_full:
-        rows = conn.execute(
-            "SELECT region, problem, sum(n) FROM report_minutes "
-            "WHERE service_id = ? AND minute >= ? AND minute < ? GROUP BY region, problem",
-            (service_id, first_full, last_full),
-        )
-        out = {(region, problem): int(n) for region, problem, n in rows}
-        edges = [(since, first_full - 1), (last_full - 1, until)]
-    else:
-        edges = [(since, until)]
-    for low, high in edges:
-        if high <= low:
-            continue
+    if first > last:
+        return out
+    if first_minute == last_minute:
+        _add_raw(conn, out, service_id, first, last, 1)
+        return out
+    lo, hi = first_minute, last_minute  # rollup minutes to read, inclusive
+    # The cut first minute: inside part [first, first_minute + 59].
+    if first != first_minute:
+        inside = first_minute + 60 - first
+        if inside <= 30:
+            lo = first_minute + 60
+            _add_raw(conn, out, service_id, first, first_minute + 59, 1)
+        else:
+            _add_raw(conn, out, service_id, first_minute, first - 1, -1)
+    # The cut last minute: inside part [last_minute, last].
+    if last != last_minute + 59 and _any_raw(conn, service_id, last + 1, last_minute + 59):
+        inside = last - last_minute + 1
+        if inside <= 30:
+            hi = last_minute - 60
+            _add_raw(conn, out, service_id, last_minute, last, 1)
+        else:
+            _add_raw(conn, out, service_id, last + 1, last_minute + 59, -1)
+    if lo <= hi:
         for region, problem, n in conn.execute(
-            "SELECT region, problem, count(*) FROM reports "
-            "WHERE service_id = ? AND at > ? AND at <= ? AND counted = 1 "
-            "GROUP BY region, problem",
-            (service_id, low, high),
+            "SELECT region, problem, sum(n) FROM report_minutes "
+            "WHERE service_id = ? AND minute >= ? AND minute <= ? GROUP BY region, problem",
+            (service_id, lo, hi),
         ):
             out[(region, problem)] = out.get((region, problem), 0) + int(n)
-    return out
+    return {key: n for key, n in out.items() if n > 0}
+
+
+def _add_raw(
+    conn: sqlite3.Connection,
+    out: dict[tuple[str, str], int],
+    service_id: int,
+    low: int,
+    high: int,
+    sign: int,
+) -> None:
+    """Add (sign 1) or take away (sign -1) the counted raw reports with low <= at <= high."""
+    for region, problem, n in conn.execute(
+        "SELECT region, problem, count(*) FROM reports "
+        "WHERE service_id = ? AND at >= ? AND at <= ? AND counted = 1 "
+        "GROUP BY region, problem",
+        (service_id, low, high),
+    ):
+        out[(region, problem)] = out.get((region, problem), 0) + sign * int(n)
+
+
+def _any_raw(conn: sqlite3.Connection, service_id: int, low: int, high: int) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM reports WHERE service_id = ? AND at >= ? AND at <= ? LIMIT 1",
+        (service_id, low, high),
+    ).fetchone()
+    return row is not None
 
 
 def same_hour_history(
