@@ -229,12 +229,22 @@ async def _run_variant(v: Variant, target_url: str) -> VariantResult:
     )
     # As the agent does: the scheduler runs before the first assignment is synced into it.
     scheduler.start()
-    now = time.time()
-    window[:] = [now, now + v.duration]
+    # The window starts when sync reads the clock: a slot due between an earlier reading and
+    # that one is rightly first due a whole interval later.
+    reads: list[float] = []
+
+    def clock() -> float:
+        now = time.time()
+        if not reads:
+            reads.append(now)
+        return now
+
     t_sync = time.perf_counter()
-    schedule = ProbeSchedule(scheduler, run, salt="US")
+    schedule = ProbeSchedule(scheduler, run, salt="US", clock=clock)
     schedule.sync(tasks)
     sync_seconds = time.perf_counter() - t_sync
+    now = reads[0]
+    window[:] = [now, now + v.duration]
     jobs = len(scheduler.get_jobs())
     first_runs = {task.id: schedule.next_run(task, now) for task in tasks}
     # add_job into a running scheduler queues a wake-up per job; how long until the loop is

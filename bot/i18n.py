@@ -168,6 +168,18 @@ EN: dict[str, str] = {
     "console.chart_saved": "Chart saved to {path}",
     "console.chart_failed": "Could not save the chart to {path}: {reason}",
     "error.unbalanced_quotes": "A quote is not closed. Usage: {usage}",
+    # discord adapter
+    "discord.more": "+{n} more",
+    "discord.pick_problem": "What is broken? Pick one:",
+    "discord.group": "/{name} commands",
+    # slack adapter (bot/adapters/slack/)
+    "slack.header": "{name}: {category}",
+    "slack.more": "+{n} more",
+    "slack.error.subcommand": "Say what to do. Usage: {usage}",
+    "slack.error.guest": "Guests cannot use /{command}; ask a workspace admin.",
+    "slack.error.button": "I can't read this button (it may be from an older version of me). Type the command instead; see /help.",
+    "slack.home.title": "outagebot",
+    "slack.home.intro": "Is it down, or is it just me? Type /isitdown and a service name in any channel; /help lists every command.",
 }
 
 FR: dict[str, str] = {
@@ -176,6 +188,39 @@ FR: dict[str, str] = {
     "headline.regional": "{name} est en panne depuis {regions} ; fonctionne depuis {ok}.",
     "headline.user_reports": "Les sondes passent, mais des utilisateurs signalent des problèmes avec {name}, surtout {problem} ({share} %).",
     "headline.up": "{name} fonctionne partout où nous vérifions. Si ça échoue chez vous, le problème est probablement de votre côté.",
+    # discord adapter: its own messages, and the command, option and choice descriptions that
+    # Discord shows in French through its localizations (each at most 100 characters)
+    "discord.more": "+{n} de plus",
+    "discord.pick_problem": "Qu'est-ce qui ne marche pas ? Choisissez :",
+    "discord.group": "Commandes /{name}",
+    "cmd.isitdown": "Un service est-il en panne, ou est-ce juste chez vous ?",
+    "cmd.report": "Signaler un problème avec un service",
+    "cmd.worksforme": "Dire qu'un service fonctionne chez vous",
+    "cmd.services": "Lister les services que je connais",
+    "cmd.help": "Comment utiliser outagebot",
+    "cmd.agents": "Agents de sonde : régions, dernier contact, retard (admins)",
+    "param.service": "Nom du service, alias ou URL",
+    "param.problem": "Ce qui ne marche pas : site web, appli, connexion, notifications, API ou autre",
+    "param.region": "Code pays, p. ex. US, GB, JP (par défaut : le vôtre)",
+    "param.note": "Une courte remarque (facultative)",
+    "problem.website": "site web",
+    "problem.app": "appli",
+    "problem.login": "connexion",
+    "problem.notifications": "notifications",
+    "problem.api": "API",
+    "problem.other": "autre",
+    "button.report": "J'ai un problème",
+    "button.works": "Ça marche chez moi",
+    "button.recheck": "Revérifier",
+    "button.subscribe": "Abonner ce salon",
+    # slack adapter (bot/adapters/slack/)
+    "slack.header": "{name} : {category}",
+    "slack.more": "+{n} de plus",
+    "slack.error.subcommand": "Précisez quoi faire. Utilisation : {usage}",
+    "slack.error.guest": "Les invités ne peuvent pas utiliser /{command} ; demandez à un administrateur de l'espace de travail.",
+    "slack.error.button": "Je ne sais pas lire ce bouton (il vient peut-être d'une ancienne version). Tapez plutôt la commande ; voir /help.",
+    "slack.home.title": "outagebot",
+    "slack.home.intro": "En panne, ou juste chez moi ? Tapez /isitdown et le nom d'un service dans n'importe quel canal ; /help liste toutes les commandes.",
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": EN, "fr": FR}
