@@ -2,9 +2,10 @@
 
 Both halves of an import are Python-bound (parsing and validating lines; building rows and
 rollups before SQLite runs), so on threads the interpreter lock serialises them: measured, the
-overlap gained nothing. A child process checks the lines and streams each full batch back through
-a pipe as plain tuples (about 4x cheaper to pickle than named tuples); the parent writes batch k
-while the child checks batch k+1. The parent's all-or-nothing and resume rules are unchanged.
+overlap gained nothing. A child process checks the lines, decides which reports count and sums
+their rollups (``ReportDedupe``), and streams each full batch back through a pipe as plain tuples
+(about 4x cheaper to pickle than named tuples); the parent only hands batch k to SQLite while
+the child works on batch k+1. The parent's all-or-nothing and resume rules are unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from typing import Any
 from bot.importer_lines import ImportErrors, Progress, iter_batches
 from bot.model import Catalog
 from bot.resolve import Resolver
-from bot.store import ImportBatch, ProbeRow, ReportRow, StatusRow, WorksForMeRow
+from bot.store import (
+    ImportBatch,
+    PreparedReports,
+    ProbeRow,
+    ReportDedupe,
+    StatusRow,
+    WorksForMeRow,
+)
 
 
 class CheckerCrashed(Exception):
@@ -35,6 +43,7 @@ class ChildChecker:
     catalog: Catalog
     ids: dict[str, int]
     batch_size: int
+    dedupe_seconds: int
     progress: Progress | None = None
     events: int = 0
     errors: ImportErrors = field(default_factory=ImportErrors)
@@ -45,7 +54,14 @@ class ChildChecker:
         receiver, sender = ctx.Pipe(duplex=False)
         child = ctx.Process(
             target=_check,
-            args=(str(self.path), self.catalog, self.ids, self.batch_size, sender),
+            args=(
+                str(self.path),
+                self.catalog,
+                self.ids,
+                self.batch_size,
+                self.dedupe_seconds,
+                sender,
+            ),
             daemon=True,
         )
         child.start()
@@ -76,12 +92,20 @@ class ChildChecker:
             await loop.run_in_executor(None, child.join)
 
 
-def _check(path: str, catalog: Catalog, ids: dict[str, int], size: int, out: Connection) -> None:
+def _check(
+    path: str,
+    catalog: Catalog,
+    ids: dict[str, int],
+    size: int,
+    dedupe_seconds: int,
+    out: Connection,
+) -> None:
     """The child's whole life: check every line, send batches while all is well, then totals."""
     from bot.importer_lines import LineParser  # the child imports only what it needs
 
     try:
         parser = LineParser(Resolver(catalog), ids)
+        dedupe = ReportDedupe(dedupe_seconds)
         errors = ImportErrors()
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -92,7 +116,8 @@ def _check(path: str, catalog: Catalog, ids: dict[str, int], size: int, out: Con
         ):
             # Numbering stays the parent's: it counts batches, so send them even after an
             # error (empty then), which keeps resume numbers identical to a clean run.
-            out.send(("batch", _pack(batch) if not errors.total else ([], [], [], [])))
+            packed = _pack(batch, dedupe) if not errors.total else (([], [], []), [], [], [])
+            out.send(("batch", packed))
         out.send(("done", parser.events, errors.problems, errors.total))
     except BaseException as exc:  # report, don't hang the parent on a silent pipe
         out.send(("crash", repr(exc)))
@@ -100,19 +125,19 @@ def _check(path: str, catalog: Catalog, ids: dict[str, int], size: int, out: Con
         out.close()
 
 
-def _pack(batch: ImportBatch) -> tuple[list[Any], ...]:
+def _pack(batch: ImportBatch, dedupe: ReportDedupe) -> tuple[Any, ...]:
     return (
-        [tuple(r) for r in batch.reports],
+        tuple(dedupe.prepare(batch.reports)),
         batch.works_for_me,
         batch.probes,
         batch.status,
     )
 
 
-def _unpack(data: tuple[list[Any], ...]) -> ImportBatch:
+def _unpack(data: tuple[Any, ...]) -> ImportBatch:
     reports, works, probes, status = data
     batch = ImportBatch()
-    batch.reports = list(map(ReportRow._make, reports))
+    batch.prepared = PreparedReports(*reports) if reports[0] else None
     batch.works_for_me = list[WorksForMeRow](works)
     batch.probes = list[ProbeRow](probes)
     batch.status = list[StatusRow](status)

@@ -77,7 +77,9 @@ async def import_file(
         return ImportResult(ImportCounts(), already_imported=True)
     if parallel is None:
         parallel = size >= PARALLEL_MIN_BYTES
-    source = _Source(path, resolver, store.service_ids(), progress, parallel=parallel)
+    source = _Source(
+        path, resolver, store.service_ids(), progress, parallel=parallel, dedupe=dedupe_seconds
+    )
     writer = _Writer(store, job, dedupe_seconds)
     number = 0
     try:
@@ -126,11 +128,14 @@ class _Source:
         progress: Progress | None,
         *,
         parallel: bool,
+        dedupe: int,
     ) -> None:
         self.errors = ImportErrors()
         self._parser = LineParser(resolver, ids)
         self._child = (
-            ChildChecker(path, resolver.catalog, ids, BATCH_SIZE, progress) if parallel else None
+            ChildChecker(path, resolver.catalog, ids, BATCH_SIZE, dedupe, progress)
+            if parallel
+            else None
         )
         self._path = path
         self._progress = progress

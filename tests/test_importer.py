@@ -440,3 +440,60 @@ async def test_child_process_check_compensates_a_late_bad_line(
         await import_file(path, store, Resolver(catalog), dedupe_seconds=HOUR, parallel=True)
     assert caught.value.problems[0][0] == 10 and "not valid JSON" in caught.value.problems[0][1]
     assert await store.table_counts() == before
+
+
+def _report_state(db: Path) -> tuple[list[Any], ...]:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return tuple(
+            conn.execute(sql).fetchall()
+            for sql in (
+                "SELECT at, user, problem, counted FROM reports ORDER BY at, user, counted",
+                "SELECT minute, region, problem, n FROM report_minutes ORDER BY 1, 2, 3",
+                "SELECT hour, region, n FROM report_hours ORDER BY 1, 2",
+            )
+        )
+    finally:
+        conn.close()
+
+
+async def test_counting_decided_while_checking_matches_the_exact_way(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child decides "counted" without the database; the result must be the same anyway.
+
+    Duplicates across batch edges, a window revisited after the child forgot it (an unsorted
+    file), and a second file overlapping the first (the database already counts those users).
+    """
+    monkeypatch.setattr(importer, "BATCH_SIZE", 4)
+    first = [
+        line(user=f"u{i % 5}", at=f"2022-12-28T2{i // 10}:{i % 60:02d}:00Z") for i in range(30)
+    ]
+    first += [
+        line(user="u1", at="2022-12-28T20:59:00Z"),
+        line(user="late", at="2022-12-28T20:01:00Z"),
+    ]
+    second = [line(user=f"u{i % 7}", at=f"2022-12-28T21:{i:02d}:30Z") for i in range(12)]
+    files = []
+    for name, lines in (("first", first), ("second", second)):
+        files.append(tmp_path / f"{name}.jsonl")
+        files[-1].write_text("\n".join(lines) + "\n")
+    states = []
+    for parallel in (False, True):
+        db = tmp_path / f"{parallel}.db"
+        store = await Store.open(db, catalog)
+        try:
+            for path in files:
+                await import_file(
+                    path, store, Resolver(catalog), dedupe_seconds=HOUR, parallel=parallel
+                )
+        finally:
+            await store.close()
+        states.append(_report_state(db))
+    exact, prepared = states
+    assert prepared == exact
+    counted = [row for row in exact[0] if row[3]]
+    assert len(counted) < len(exact[0])  # the duplicates were really there
+    assert sum(n for *_, n in exact[2]) == len(counted)

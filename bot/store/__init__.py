@@ -38,7 +38,7 @@ from bot.store import retention as retention_sql
 from bot.store.agents import AgentBatch, AgentRow, BatchOutcome
 from bot.store.connection import immediate, open_connection, snapshot
 from bot.store.probes import ProbeRow, StatusRow
-from bot.store.reports import ReportRow, WorksForMeRow
+from bot.store.reports import PreparedReports, ReportDedupe, ReportRow, WorksForMeRow
 from bot.store.retention import RetentionReport
 from bot.store.schema import migrate
 
@@ -48,7 +48,9 @@ __all__ = [
     "BatchOutcome",
     "EvidenceWindows",
     "ImportBatch",
+    "PreparedReports",
     "ProbeRow",
+    "ReportDedupe",
     "ReportOutcome",
     "ReportRow",
     "ReportRules",
@@ -94,9 +96,12 @@ class ImportBatch:
     works_for_me: list[WorksForMeRow] = field(default_factory=list)
     probes: list[ProbeRow] = field(default_factory=list)
     status: list[StatusRow] = field(default_factory=list)
+    # Instead of ``reports``: reports with counted and rollups decided while checking.
+    prepared: PreparedReports | None = None
 
     def __len__(self) -> int:
-        return len(self.reports) + len(self.works_for_me) + len(self.probes) + len(self.status)
+        reports = len(self.prepared.params) if self.prepared else len(self.reports)
+        return reports + len(self.works_for_me) + len(self.probes) + len(self.status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,13 +462,15 @@ def _import_batch(
         wfm = report_sql.insert_works_for_me(
             conn, batch.works_for_me, dedupe_seconds=dedupe_seconds
         )
-        stored, counted = (
-            report_sql.insert_reports(
+        stored, counted = 0, 0
+        if batch.prepared is not None:
+            stored, counted = report_sql.insert_prepared(
+                conn, batch.prepared, dedupe_seconds=dedupe_seconds
+            )
+        elif batch.reports:
+            stored, counted = report_sql.insert_reports(
                 conn, batch.reports, dedupe_seconds=dedupe_seconds, tenant_cap=None
             )
-            if batch.reports
-            else (0, 0)
-        )
         if job is not None:
             # Inside BEGIN IMMEDIATE no one else writes, so new ids are exactly (before, max].
             conn.executemany(

@@ -89,6 +89,87 @@ def insert_reports(
     return len(params), sum(hours.values())
 
 
+class PreparedReports(NamedTuple):
+    """Reports with ``counted`` and the rollups already decided, by whoever read the file.
+
+    ``params`` rows are in ``_INSERT_REPORT`` column order. Built by ``ReportDedupe`` in the
+    import's checking process, so the writing process only hands them to SQLite.
+    """
+
+    params: list[tuple[int, int, int, str, str, str, str, str, str, bool]]
+    minutes: list[tuple[int, int, str, str, int]]  # (service_id, minute, region, problem, n)
+    hours: list[tuple[int, int, str, int]]  # (service_id, hour, region, n)
+
+
+class ReportDedupe:
+    """Decides ``counted`` for an import's reports as the file is read, without the database.
+
+    The first report of a user per service, platform, tenant and window counts; later ones are
+    kept as comments. The state covers the windows still open in the file (a chronological file
+    keeps it to about one window); a report for a window already forgotten, or one that the
+    database already counts, is caught at insert time by the ``reports_counted`` unique index,
+    and ``insert_prepared`` then redoes that batch the exact way (``insert_reports``).
+    """
+
+    def __init__(self, dedupe_seconds: int) -> None:
+        self._dedupe = dedupe_seconds
+        self._users: dict[tuple[int, str, str, int], set[str]] = {}
+
+    def prepare(self, rows: Sequence[ReportRow]) -> PreparedReports:
+        dedupe = self._dedupe
+        users_of = self._users
+        minutes: Counter[tuple[int, int, str, str]] = Counter()
+        hours: Counter[tuple[int, int, str]] = Counter()
+        params = []
+        low = None
+        for sid, at, region, problem, platform, tenant, user, note in rows:
+            bucket = at // dedupe
+            low = bucket if low is None or bucket < low else low
+            group = (sid, platform, tenant, bucket)
+            users = users_of.get(group)
+            if users is None:
+                users = users_of[group] = set()
+            counted = user not in users
+            if counted:
+                users.add(user)
+                minutes[(sid, at // 60 * 60, region, problem)] += 1
+                hours[(sid, at // HOUR * HOUR, region)] += 1
+            params.append((sid, at, bucket, region, problem, platform, tenant, user, note, counted))
+        if low is not None:
+            # Windows older than this batch's oldest are closed in a chronological file.
+            for group in [g for g in users_of if g[3] < low]:
+                del users_of[group]
+        return PreparedReports(
+            params,
+            [(*k, n) for k, n in minutes.items()],
+            [(*k, n) for k, n in hours.items()],
+        )
+
+
+def insert_prepared(
+    conn: sqlite3.Connection, prepared: PreparedReports, *, dedupe_seconds: int
+) -> tuple[int, int]:
+    """Insert reports decided by ``ReportDedupe`` inside the caller's transaction.
+
+    If the database already counts one of these users in that window (an earlier import of
+    overlapping data, a window the dedupe had forgotten), the unique index refuses the batch:
+    it is rolled back to the savepoint and inserted the exact way instead. Returns
+    (stored, counted) like ``insert_reports``.
+    """
+    conn.execute("SAVEPOINT prepared_reports")
+    try:
+        conn.executemany(_INSERT_REPORT, prepared.params)
+    except sqlite3.IntegrityError:
+        conn.execute("ROLLBACK TO prepared_reports")
+        conn.execute("RELEASE prepared_reports")
+        rows = [ReportRow(p[0], p[1], *p[3:9]) for p in prepared.params]
+        return insert_reports(conn, rows, dedupe_seconds=dedupe_seconds, tenant_cap=None)
+    conn.execute("RELEASE prepared_reports")
+    conn.executemany(_ROLLUP_MINUTES, prepared.minutes)
+    conn.executemany(_ROLLUP_HOURS, prepared.hours)
+    return len(prepared.params), sum(h[3] for h in prepared.hours)
+
+
 def _counted_users(conn: sqlite3.Connection, group: tuple[int, str, str, int]) -> set[str]:
     rows = conn.execute(
         "SELECT user FROM reports WHERE service_id = ? AND platform = ? AND tenant = ? "
