@@ -30,9 +30,11 @@ from bot.model import Catalog
 from bot.probing.service import Probing
 from bot.resolve import Resolver
 from bot.router import Router
+from bot.ssrf import Policy
 from bot.store import Store
 from bot.store.retention import INTERVAL_SECONDS as RETENTION_INTERVAL_SECONDS
 from bot.store.retention import retention_job
+from bot.tenants import TenantCatalogs
 from bot.verdicts import VerdictService
 from commands import COMMANDS
 
@@ -68,14 +70,23 @@ class App:
             database = str(path)
         store = await Store.open(database, catalog)
         verdicts = VerdictService(store, settings)
+        tenants = TenantCatalogs(
+            catalog,
+            store,
+            # Chat admins' URLs: the port allow-list, never the operator's private ranges.
+            policy=Policy.from_config(ports=settings.probes.ports),
+            limit=settings.bot.services_per_tenant,
+        )
+        await tenants.load()
         probing = None
         # The demo probes only its own loopback services; a real deployment probes the catalog.
         if settings.probes.enabled and not demo:
             try:
-                probing = Probing(settings, catalog, store, os.environ)
+                probing = Probing(settings, catalog, store, os.environ, tenants.all_services())
             except MissingKey as exc:
                 await store.close()
                 raise StartupError(str(exc)) from None
+            tenants.on_change = lambda: probing.set_tenant_services(tenants.all_services())
         ctx = CommandContext(
             settings=settings,
             catalog=catalog,
@@ -84,6 +95,7 @@ class App:
             verdicts=verdicts,
             ondemand=probing.ondemand if probing else None,
             agents=probing.hub if probing else None,
+            tenants=tenants,
         )
         app = cls(
             settings=settings,

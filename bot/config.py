@@ -185,6 +185,8 @@ class BotSettings(_Section):
     timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"
     default_region: RegionCode = "US"
     language: Literal["en", "fr"] = "en"
+    # How many services of its own one guild or workspace may add (/service add).
+    services_per_tenant: Annotated[int, Field(ge=0, le=500)] = 25
 
 
 class VerdictSettings(_Section):

@@ -16,6 +16,8 @@ from bot.verdicts import VerdictService
 
 if TYPE_CHECKING:
     from bot.agents.hub import AgentStatus
+    from bot.invocation import Invocation
+    from bot.tenants import TenantCatalogs
 
 
 class AgentDirectory(Protocol):
@@ -34,6 +36,13 @@ class CommandContext:
     clock: Callable[[], datetime] = field(default=utcnow)
     ondemand: OnDemand | None = None  # None when probing is off: URLs cannot be checked
     agents: AgentDirectory | None = None  # probe agents' health, for /agents
+    tenants: TenantCatalogs | None = None  # services each guild or workspace added
+
+    def resolver_for(self, inv: Invocation) -> Resolver:
+        """The catalog as this guild or workspace sees it (the shared one in DMs)."""
+        if self.tenants is None:
+            return self.resolver
+        return self.tenants.resolver(inv.platform, inv.tenant)
 
     @property
     def report_rules(self) -> ReportRules:

@@ -8,6 +8,7 @@ parameter takes the rest of the line.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from bot.spec import CommandSpec, ParamKind
@@ -27,13 +28,20 @@ class ParsedLine:
     rest: str
 
 
-def split_command(line: str) -> ParsedLine:
-    """``"/isitdown twitter"`` -> command "isitdown", rest "twitter"."""
+def split_command(line: str, known: Collection[str] = ()) -> ParsedLine:
+    """``"/isitdown twitter"`` -> command "isitdown", rest "twitter".
+
+    A subcommand (``"/service add intranet ..."``) is one command when ``known`` names it.
+    """
     stripped = line.strip()
     if stripped.startswith("/"):
         stripped = stripped[1:]
     command, _, rest = stripped.partition(" ")
-    return ParsedLine(command.strip().lower(), rest.strip())
+    command, rest = command.strip().lower(), rest.strip()
+    sub, _, after = rest.partition(" ")
+    if sub and f"{command} {sub.lower()}" in known:
+        return ParsedLine(f"{command} {sub.lower()}", after.strip())
+    return ParsedLine(command, rest)
 
 
 def parse_args(spec: CommandSpec, text: str) -> dict[str, str]:

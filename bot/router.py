@@ -101,21 +101,22 @@ class Router:
                 ), Args(values)
             if has_control(raw) and param.kind is not ParamKind.TEXT:
                 return error("error.control", param=param.name, usage=usage), Args(values)
-            converted = self._convert(param, raw)
+            converted = self._convert(param, raw, inv)
             if isinstance(converted, Reply):
                 return converted, Args(values)
             values[param.name] = converted
         return None, Args(values)
 
-    def _convert(self, param: Param, raw: str) -> object:
+    def _convert(self, param: Param, raw: str, inv: Invocation) -> object:
         kind = param.kind
         if kind in (ParamKind.SERVICE, ParamKind.SERVICE_OR_URL):
-            service = self.ctx.resolver.resolve(raw)
+            resolver = self.ctx.resolver_for(inv)
+            service = resolver.resolve(raw)
             if service is not None:
                 return service
             if kind is ParamKind.SERVICE_OR_URL and looks_like_url(raw):
                 return raw
-            suggestions = self.ctx.resolver.suggest(raw)
+            suggestions = resolver.suggest(raw)
             if suggestions:
                 return error(
                     "error.unknown_service",

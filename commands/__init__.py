@@ -9,8 +9,33 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.router import CommandModule
-from commands import agents, help, isitdown, report, services, worksforme
+from commands import (
+    agents,
+    help,
+    isitdown,
+    region_default,
+    report,
+    service_add,
+    service_edit,
+    service_remove,
+    services,
+    worksforme,
+)
 
+# A name with a space ("service add") is a subcommand: Discord groups it under /service, Slack
+# and the console read the first word of the text after /service.
 COMMANDS: Mapping[str, CommandModule] = {
-    m.SPEC.name: m for m in (isitdown, report, worksforme, services, help, agents)
+    m.SPEC.name: m
+    for m in (
+        isitdown,
+        report,
+        worksforme,
+        services,
+        help,
+        agents,
+        service_add,
+        service_edit,
+        service_remove,
+        region_default,
+    )
 }

@@ -93,7 +93,7 @@ class ConsoleAdapter:
         if not stripped.startswith("/"):
             self._console.print(Text(text("console.hint", self._lang), style="yellow"))
             return True
-        parsed = split_command(stripped)
+        parsed = split_command(stripped, self._specs)
         if parsed.command == _QUIT:
             return False
         spec = self._specs.get(parsed.command)
@@ -116,7 +116,8 @@ class ConsoleAdapter:
             command=command,
             args=args,
             platform=self.name,
-            tenant="",
+            # One local "server": the operator can try per-server commands (/service add).
+            tenant="local",
             channel="console",
             user=self._user,
             locale=self._locale,

@@ -22,8 +22,9 @@ Signed requests (agent -> core)
 
 ``GET /api/v1/agent/assignment`` (signed)
     ``{"agent", "region", "tasks": [{"service", "target", "url", "method", "expect_status",
-    "keyword", "keyword_absent", "max_latency_ms", "expect_records", "interval_seconds"}],
-    "version"}``; ``version`` is a hash of the task list.
+    "keyword", "keyword_absent", "max_latency_ms", "expect_records", "interval_seconds",
+    "public_only"}], "version"}``; ``version`` is a hash of the task list; ``public_only`` tasks
+    (URLs chat admins gave) are probed without the ``allow_private`` ranges.
 
 ``POST /api/v1/agent/results`` (signed)
     ``{"batch": id, "region": "JP", "results": [{"service", "target", "at_ms", "ok", "status",

@@ -69,6 +69,7 @@ class Agent:
         probe: ProbeRunner,
         region: str,
         ondemand_probe: ProbeRunner | None = None,
+        public_probe: ProbeRunner | None = None,
         scheduler: AsyncIOScheduler | None = None,
         batch_seconds: float = 1.0,
         batch_max: int = 500,
@@ -86,6 +87,8 @@ class Agent:
         self.failed = asyncio.Event()
         self._probe = probe
         self._ondemand_probe = ondemand_probe or probe
+        # For tasks whose URL a chat admin gave: the public policy, the scheduled timeout.
+        self._public_probe = public_probe or self._ondemand_probe
         self._scheduler = scheduler
         self._own_scheduler = scheduler is None
         self._batch_seconds = batch_seconds
@@ -231,7 +234,8 @@ class Agent:
         try:
             at_ms = int(self._clock() * 1000)
             try:
-                outcome = await self._probe(task.target)
+                runner = self._public_probe if task.public_only else self._probe
+                outcome = await runner(task.target)
             except Exception:
                 # Probes return failures as Outcomes; an exception is our bug, and recording it
                 # as a failed probe would report our bug as the service's outage.
@@ -366,17 +370,21 @@ class Agent:
         await asyncio.sleep(self._rng.uniform(seconds / 2, seconds))
 
 
-def probe_contexts(settings: ProbeSettings) -> tuple[ProbeContext, ProbeContext]:
-    """Contexts for scheduled probes and for on-demand ones; call inside the loop, close both.
+def probe_contexts(
+    settings: ProbeSettings,
+) -> tuple[ProbeContext, ProbeContext, ProbeContext]:
+    """Contexts for scheduled, on-demand and public scheduled probes; call inside the loop.
 
-    On-demand URLs come from chat users, so their context never gets the operator's private
-    ranges (RELIABILITY.md), and its timeout leaves time to answer before the core, which waits
-    ``on_demand_timeout_seconds`` for every region, gives up.
+    On-demand URLs and the targets of services chat admins add come from chat users, so their
+    contexts never get the operator's private ranges (RELIABILITY.md). The on-demand timeout
+    leaves time to answer before the core, which waits ``on_demand_timeout_seconds`` for every
+    region, gives up.
     """
     public = settings.model_copy(update={"allow_private": ()})
     return (
         make_context(settings),
         make_context(public, timeout=settings.on_demand_timeout_seconds * 0.8),
+        make_context(public),
     )
 
 
@@ -399,12 +407,13 @@ async def run_agent(
     from bot.agents.spool import DiskSpool
 
     spool = await DiskSpool.open(spool_dir)
-    ctx, quick = probe_contexts(probe_settings)
+    ctx, quick, public = probe_contexts(probe_settings)
     agent = Agent(
         link=HttpLink(core_url=core_url, agent_id=agent_id, key=key),
         spool=spool,
         probe=lambda target: run_probe(target, ctx),
         ondemand_probe=lambda target: run_probe(target, quick),
+        public_probe=lambda target: run_probe(target, public),
         region=region,
     )
     log.info(
@@ -420,8 +429,8 @@ async def run_agent(
                 waiter.cancel()
         await agent.stop()
     finally:
-        await ctx.session.close()
-        await quick.session.close()
+        for context in (ctx, quick, public):
+            await context.session.close()
         spool.close()
     if agent.error is not None:
         raise agent.error

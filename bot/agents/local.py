@@ -34,7 +34,7 @@ class LocalAgent:
         self._settings = probe_settings
         self._scheduler = scheduler
         self._agent_id = agent_id
-        self._contexts: tuple[ProbeContext, ProbeContext] | None = None
+        self._contexts: tuple[ProbeContext, ...] | None = None
         self.agent: Agent | None = None
 
     @property
@@ -43,12 +43,13 @@ class LocalAgent:
 
     async def start(self) -> None:
         """Register with the hub and start probing (the scheduler, if shared, must be running)."""
-        ctx, quick = self._contexts = probe_contexts(self._settings)
+        ctx, quick, public = self._contexts = probe_contexts(self._settings)
         self.agent = Agent(
             link=self._hub.local_link(self._agent_id, self._region),
             spool=MemorySpool(),
             probe=lambda target: run_probe(target, ctx),
             ondemand_probe=lambda target: run_probe(target, quick),
+            public_probe=lambda target: run_probe(target, public),
             region=self._region,
             scheduler=self._scheduler,
         )

@@ -245,6 +245,7 @@ def task_json(task: ProbeTask) -> dict[str, Any]:
         "max_latency_ms": t.max_latency_ms,
         "expect_records": list(t.expect_records),
         "interval_seconds": task.interval_seconds,
+        "public_only": task.public_only,
     }
 
 
@@ -276,7 +277,8 @@ def parse_task(doc: object, path: str) -> ProbeTask:
             _str(r, f"{p}expect_records[{j}]", limit=256) for j, r in enumerate(records)
         ),
     )
-    return ProbeTask(_str(_get(obj, "service", p), p + "service"), target, interval)
+    public_only = _bool(obj.get("public_only", False), p + "public_only")
+    return ProbeTask(_str(_get(obj, "service", p), p + "service"), target, interval, public_only)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,22 +15,28 @@ from aiohttp import web
 from bot.agents import AgentHub, LocalAgent, add_agent_routes, load_credentials
 from bot.agents.hub import connected_window
 from bot.config import ProbeSettings, Settings
-from bot.model import Catalog
+from bot.model import Catalog, Service
 from bot.probes import make_context
 from bot.probing.confirm import Confirmer
 from bot.probing.coordinator import ProbeCoordinator, RecheckPolicy
 from bot.probing.ondemand import OnDemand
-from bot.probing.tasks import tasks_from_catalog
+from bot.probing.tasks import ProbeTask, tasks_from_catalog
 from bot.store import Store
 
 
 class Probing:
     def __init__(
-        self, settings: Settings, catalog: Catalog, store: Store, environ: Mapping[str, str]
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        store: Store,
+        environ: Mapping[str, str],
+        tenant_services: Sequence[Service] = (),
     ) -> None:
         p, v = settings.probes, settings.verdict
-        tasks = tasks_from_catalog(catalog, p.interval_seconds)
+        self._catalog = catalog
         self._settings = settings
+        tasks = self._tasks(tenant_services)
         self.coordinator = ProbeCoordinator(
             Confirmer(failures=v.confirm_failures, successes=v.recover_successes),
             {t.id: t for t in tasks},
@@ -56,6 +62,18 @@ class Probing:
             ctx=make_context(chat, timeout=p.on_demand_timeout_seconds),
             remote=self.hub.probe_by_region,
         )
+
+    def _tasks(self, tenant_services: Sequence[Service]) -> list[ProbeTask]:
+        interval = self._settings.probes.interval_seconds
+        # Chat admins gave these URLs: probed under the public policy wherever they run.
+        own = tasks_from_catalog(Catalog(tuple(tenant_services)), interval, public_only=True)
+        return tasks_from_catalog(self._catalog, interval) + own
+
+    def set_tenant_services(self, services: Sequence[Service]) -> None:
+        """Probe the catalog plus these; agents pick up the change within one long poll."""
+        tasks = self._tasks(services)
+        self.coordinator.update_tasks({t.id: t for t in tasks})
+        self.hub.set_tasks(tasks)
 
     def mount(self, app: web.Application) -> None:
         """Add the agent endpoints to the API server (before it starts)."""

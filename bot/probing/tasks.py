@@ -14,6 +14,9 @@ class ProbeTask:
     service: str  # service key
     target: Target
     interval_seconds: int
+    # A URL a chat admin supplied (/service add): probed under the public policy, never with
+    # the operator's allow_private ranges (RELIABILITY.md).
+    public_only: bool = False
 
     @property
     def id(self) -> str:
@@ -34,9 +37,13 @@ class ProbeRecord:
 ResultSink = Callable[[Sequence[ProbeRecord]], Awaitable[None]]
 
 
-def tasks_from_catalog(catalog: Catalog, default_interval: int) -> list[ProbeTask]:
+def tasks_from_catalog(
+    catalog: Catalog, default_interval: int, *, public_only: bool = False
+) -> list[ProbeTask]:
     return [
-        ProbeTask(service.key, target, target.interval_seconds or default_interval)
+        ProbeTask(
+            service.key, target, target.interval_seconds or default_interval, public_only
+        )
         for service in catalog.services
         for target in service.targets
     ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from bot.store import agents as agent_sql
 from bot.store import probes as probe_sql
 from bot.store import reports as report_sql
 from bot.store import retention as retention_sql
+from bot.store import services as service_sql
 from bot.store.agents import AgentBatch, AgentRow, BatchOutcome
 from bot.store.connection import immediate, open_connection, snapshot
 from bot.store.probes import ProbeRow, StatusRow
@@ -166,6 +166,31 @@ class Store:
 
     def service_ids(self) -> dict[str, int]:
         return dict(self._ids)
+
+    async def tenant_services(self) -> list[tuple[str, Service]]:
+        """(scope, service) for every service chat admins added, oldest first."""
+        rows = await self._call(service_sql.load_tenant_services)
+        return [(scope, svc) for scope, _sid, svc in rows]
+
+    async def save_tenant_service(self, scope: str, service: Service) -> None:
+        """Add or replace a tenant's service (``service.key`` is its ``scope/key`` reference)."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            with immediate(conn):
+                return service_sql.upsert_service(conn, scope, service, "admin", _now())
+
+        self._ids[service.key] = await self._call(run)
+
+    async def remove_tenant_service(self, scope: str, key: str) -> bool:
+        """Remove a tenant's service and its history; False if it was not there."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            with immediate(conn):
+                return service_sql.delete_tenant_service(conn, scope, key)
+
+        removed = await self._call(run)
+        self._ids.pop(key, None)
+        return removed
 
     # ---- writes --------------------------------------------------------------------------
 
@@ -361,6 +386,10 @@ class Store:
 # ---- the functions that run on the worker thread ------------------------------------------
 
 
+def _now() -> int:
+    return to_epoch(datetime.now().astimezone())
+
+
 def _sync_catalog(conn: sqlite3.Connection, catalog: Catalog) -> dict[str, int]:
     import sqlite_utils  # here: it pulls in heavy optional modules the CLI rarely needs
 
@@ -368,25 +397,13 @@ def _sync_catalog(conn: sqlite3.Connection, catalog: Catalog) -> dict[str, int]:
     now = to_epoch(datetime.now().astimezone())
     with immediate(conn):
         for svc in catalog.services:
-            spec = json.dumps(
-                {
-                    "aliases": list(svc.aliases),
-                    "targets": {t.kind: t.url for t in svc.targets},
-                    "status_page": svc.status_page,
-                    "tags": list(svc.tags),
-                },
-                sort_keys=True,
-            )
-            conn.execute(
-                "INSERT INTO services (tenant, key, name, spec, source, updated_at) "
-                "VALUES ('', ?, ?, ?, 'config', ?) "
-                "ON CONFLICT (tenant, key) DO UPDATE SET name = excluded.name, "
-                "spec = excluded.spec, updated_at = excluded.updated_at "
-                "WHERE services.spec != excluded.spec OR services.name != excluded.name",
-                (svc.key, svc.name, spec, now),
-            )
+            service_sql.upsert_service(conn, "", svc, "config", now)
     rows = db.query("SELECT key, id FROM services WHERE tenant = ''")
-    return {row["key"]: int(row["id"]) for row in rows}
+    ids = {row["key"]: int(row["id"]) for row in rows}
+    # Tenant services are known by their reference (scope/key), which never clashes.
+    for _scope, sid, svc in service_sql.load_tenant_services(conn):
+        ids[svc.key] = sid
+    return ids
 
 
 def _add_report(conn: sqlite3.Connection, row: ReportRow, rules: ReportRules) -> ReportOutcome:

@@ -257,7 +257,7 @@ async def test_console_user_is_an_admin_on_the_console_platform(bot: Bot) -> Non
             "report",
             {"service": "x"},
             platform="console",
-            tenant="",
+            tenant="local",
             channel="console",
             user="ops",
             locale="en-GB",

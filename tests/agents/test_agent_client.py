@@ -18,8 +18,10 @@ from bot.agents.http_link import HttpLink
 from bot.agents.local import LocalAgent
 from bot.agents.stats import AgentStats
 from bot.config import ProbeSettings
+from bot.model import Target
 from bot.probes import make_context, run_probe
 from bot.probes.base import ProbeContext, Reason
+from bot.probing.tasks import ProbeTask
 
 SETTINGS = ProbeSettings(allow_private=("127.0.0.0/8",), timeout_seconds=2.0)
 
@@ -262,3 +264,29 @@ async def test_local_agent_writes_through_the_hub(
         assert await core.hub.probe_by_region("http://example.invalid/", 0.01) == {}
     finally:
         await core.stop()
+
+
+async def test_public_only_tasks_never_get_the_operators_private_ranges(
+    tmp_path: Path, target: str
+) -> None:
+    """A URL a chat admin gave is probed under the public policy even where loopback is allowed."""
+    core = await Core(tmp_path / "core.db", make_catalog(target), interval=1).start()
+    web = Target("web", target)
+    core.hub.set_tasks(
+        [
+            ProbeTask("acme", web, 1),
+            ProbeTask("acme", Target("api", target), 1, public_only=True),
+        ]
+    )
+    local = LocalAgent(core.hub, region="US", probe_settings=SETTINGS)
+    await local.start()
+    try:
+        async with asyncio.timeout(10):
+            while not {"web", "api"} <= {r.target for r in core.received.records}:
+                await core.received.until(len(core.received.records) + 1)
+    finally:
+        await local.stop()
+        await core.stop()
+    by_target = {r.target: r.outcome for r in core.received.records}
+    assert by_target["web"].ok
+    assert not by_target["api"].ok and by_target["api"].error is Reason.BLOCKED

@@ -212,7 +212,7 @@ async def test_assignment_lists_the_tasks(core: Core, http: aiohttp.ClientSessio
     ]
     assert set(reply["tasks"][0]) == {
         "service", "target", "url", "method", "expect_status", "keyword", "keyword_absent",
-        "max_latency_ms", "expect_records", "interval_seconds",
+        "max_latency_ms", "expect_records", "interval_seconds", "public_only",
     }  # fmt: skip
     assert reply["version"] == core.hub.version
     status, _ = await call(http, core, "GET", ASSIGNMENT_PATH, key=KEY_US)
