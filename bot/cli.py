@@ -1,5 +1,4 @@
-"""The command line: ``outagebot run | status | import | check-config | discord-sync``, and
-``slack-manifest``.
+"""The command line: ``outagebot run | status | import | check-config``.
 
 Exit codes: 0 success, 1 the command ran but failed (bad import file, unknown service), 2 the
 configuration or the command line is wrong. Messages go to stderr and say what to change.
@@ -113,25 +112,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("check-config", parents=[common], help="validate the config and exit")
-    sub.add_parser(
-        "discord-sync",
-        parents=[common],
-        help="register the slash commands with Discord now ([discord] guild_ids, else global)",
-    )
-    slack = sub.add_parser(
-        "slack-manifest",
-        parents=[common],
-        help="print the Slack app manifest (JSON) generated from the commands",
-    )
-    slack.add_argument(
-        "--mode", choices=("socket", "http"), default=None, help="default: [slack] mode"
-    )
-    slack.add_argument(
-        "--request-url",
-        metavar="URL",
-        help="HTTP mode: the public https URL Slack posts to (ends in /slack/events)",
-    )
-    slack.add_argument("--name", default="outagebot", help="the app's name in Slack")
     return parser
 
 
@@ -155,8 +135,6 @@ def main(argv: Sequence[str]) -> int:
         "probe": _probe,
         "agent": _agent,
         "check-config": _check_config,
-        "discord-sync": _discord_sync,
-        "slack-manifest": _slack_manifest,
     }[args.command]
     from bot.store.schema import SchemaMismatch, SchemaTooNew
 
@@ -167,24 +145,6 @@ def main(argv: Sequence[str]) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-def _slack_manifest(settings: Settings, args: argparse.Namespace, path: Path) -> int:
-    from bot.adapters.slack.manifest import build_manifest
-    from commands import COMMANDS
-
-    mode = args.mode or settings.slack.mode
-    if mode == "http" and not args.request_url:
-        print(
-            "outagebot: slack-manifest in HTTP mode needs --request-url "
-            "(the public https URL of POST /slack/events)",
-            file=sys.stderr,
-        )
-        return 2
-    specs = {name: module.SPEC for name, module in COMMANDS.items()}
-    manifest = build_manifest(specs, mode=mode, request_url=args.request_url, name=args.name)
-    print(json.dumps(manifest, indent=2, ensure_ascii=False))
-    return 0
 
 
 def _probe(settings: Settings, args: argparse.Namespace, path: Path) -> int:
@@ -205,25 +165,6 @@ def _agent(settings: Settings, args: argparse.Namespace, path: Path) -> int:
         agent_id=args.agent_id,
         spool_dir=args.spool,
     )
-
-
-def _discord_sync(settings: Settings, args: argparse.Namespace, path: Path) -> int:
-    import os
-
-    from bot.adapters.discord.adapter import read_token, sync_commands
-    from bot.errors import StartupError
-    from commands import COMMANDS
-
-    specs = {name: m.SPEC for name, m in COMMANDS.items()}
-    try:
-        token = read_token(settings.discord, os.environ)
-        lines = asyncio.run(sync_commands(settings.discord, token, specs))
-    except StartupError as exc:
-        print(f"outagebot: {exc}", file=sys.stderr)
-        return 2
-    for line in lines:
-        print(line)
-    return 0
 
 
 def _check_config(settings: Settings, args: argparse.Namespace, path: Path) -> int:
