@@ -12,6 +12,7 @@ import os
 import signal
 import tempfile
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,6 +27,7 @@ from bot.config import Settings
 from bot.context import CommandContext
 from bot.demo import Demo, demo_database, reset_database
 from bot.errors import StartupError
+from bot.incidents import IncidentPolicy, IncidentTracker
 from bot.model import Catalog
 from bot.probing.service import Probing
 from bot.resolve import Resolver
@@ -55,6 +57,7 @@ class App:
     api: ApiServer | None = None
     probing: Probing | None = None
     adapters: list[Adapter] = field(default_factory=list)
+    incidents: IncidentTracker | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
@@ -119,6 +122,18 @@ class App:
             )
             if probing is not None:
                 probing.mount(app.api.app)
+        if settings.incidents.enabled:
+            i = settings.incidents
+            app.incidents = IncidentTracker(
+                store,
+                verdicts,
+                lambda: (*catalog.services, *tenants.all_services()),
+                policy=IncidentPolicy(
+                    open_after=i.open_after_passes,
+                    resolve_after=timedelta(minutes=i.resolve_after_minutes),
+                ),
+                clock=ctx.clock,
+            )
         specs = {name: m.SPEC for name, m in COMMANDS.items()}
         completer = Completer(ctx.resolver, specs)
         try:
@@ -151,6 +166,18 @@ class App:
             coalesce=True,
             misfire_grace_time=RETENTION_INTERVAL_SECONDS,
         )
+        if self.incidents is not None:
+            interval = self.settings.incidents.interval_seconds
+            self.scheduler.add_job(
+                self.incidents.run_pass,
+                "interval",
+                seconds=interval,
+                id="incidents",
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=interval,
+            )
         self.scheduler.start()
         if self.api is not None:
             try:

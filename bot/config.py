@@ -256,6 +256,13 @@ class SlackSettings(_Section):
     admins: FrozenList[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]+$")]] = ()
 
 
+class IncidentSettings(_Section):
+    enabled: bool = True
+    interval_seconds: Annotated[int, Field(ge=10, le=3600)] = 60
+    open_after_passes: Annotated[int, Field(ge=1, le=10)] = 2
+    resolve_after_minutes: Annotated[int, Field(ge=0, le=1440)] = 10
+
+
 class DigestSettings(_Section):
     enabled: bool = True
     time: Annotated[str, AfterValidator(_hhmm)] = "09:00"
@@ -274,6 +281,7 @@ class Settings(_Section):
     api: ApiSettings = ApiSettings()
     discord: DiscordSettings = DiscordSettings()
     slack: SlackSettings = SlackSettings()
+    incidents: IncidentSettings = IncidentSettings()
     digest: DigestSettings = DigestSettings()
 
     @model_validator(mode="after")

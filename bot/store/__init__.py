@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from bot.evidence import Evidence
 from bot.model import (
@@ -31,12 +31,14 @@ from bot.model import (
     to_epoch,
 )
 from bot.store import agents as agent_sql
+from bot.store import incidents as incident_sql
 from bot.store import probes as probe_sql
 from bot.store import reports as report_sql
 from bot.store import retention as retention_sql
 from bot.store import services as service_sql
 from bot.store.agents import AgentBatch, AgentRow, BatchOutcome
 from bot.store.connection import immediate, open_connection, snapshot
+from bot.store.incidents import IncidentRow
 from bot.store.probes import ProbeRow, StatusRow
 from bot.store.reports import PreparedReports, ReportDedupe, ReportRow, WorksForMeRow
 from bot.store.retention import RetentionReport
@@ -48,6 +50,8 @@ __all__ = [
     "BatchOutcome",
     "EvidenceWindows",
     "ImportBatch",
+    "IncidentRow",
+    "IncidentWrite",
     "PreparedReports",
     "ProbeRow",
     "ReportDedupe",
@@ -88,6 +92,17 @@ class EvidenceWindows:
     report_seconds: int
     baseline_days: int
     status_max_age_seconds: int
+
+
+class IncidentWrite(NamedTuple):
+    """One incident change for ``Store.write_incidents``."""
+
+    kind: str  # "open", "update" or "resolve"
+    service: str  # service key
+    category: str
+    at: int  # epoch seconds
+    detail: dict[str, Any]
+    incident_id: int | None = None  # None only for "open"
 
 
 @dataclass(slots=True)
@@ -180,6 +195,43 @@ class Store:
                 return service_sql.upsert_service(conn, scope, service, "admin", _now())
 
         self._ids[service.key] = await self._call(run)
+
+    # ---- incidents -------------------------------------------------------------------------
+
+    async def open_incidents(self) -> list[IncidentRow]:
+        return await self._call(incident_sql.open_incidents)
+
+    async def incidents_between(self, start: datetime, end: datetime) -> list[IncidentRow]:
+        return await self._call(incident_sql.incidents_between, to_epoch(start), to_epoch(end))
+
+    async def write_incidents(self, writes: Sequence[IncidentWrite]) -> list[int]:
+        """Apply opens, updates and resolutions in one transaction; return each incident's id.
+
+        (The alert outbox rows for these changes will join the same transaction.)
+        """
+
+        def run(conn: sqlite3.Connection) -> list[int]:
+            ids = []
+            with immediate(conn):
+                for w in writes:
+                    if w.kind == "open":
+                        sid = self._ids.get(w.service)
+                        if sid is None:
+                            raise LookupError(f"service {w.service!r} is not in the store")
+                        opened = incident_sql.open_incident(conn, sid, w.category, w.at, w.detail)
+                        ids.append(opened)
+                        continue
+                    assert w.incident_id is not None
+                    if w.kind == "update":
+                        incident_sql.update_incident(
+                            conn, w.incident_id, w.category, w.at, w.detail
+                        )
+                    else:
+                        incident_sql.resolve_incident(conn, w.incident_id, w.at)
+                    ids.append(w.incident_id)
+            return ids
+
+        return await self._call(run)
 
     async def remove_tenant_service(self, scope: str, key: str) -> bool:
         """Remove a tenant's service and its history; False if it was not there."""
