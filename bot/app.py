@@ -17,7 +17,7 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.adapters.base import Adapter
+from bot.adapters.base import Adapter, Sender
 from bot.adapters.console import ConsoleAdapter
 from bot.adapters.registry import AdapterDeps, build_adapters
 from bot.agents import MissingKey
@@ -29,6 +29,7 @@ from bot.demo import Demo, demo_database, reset_database
 from bot.errors import StartupError
 from bot.incidents import IncidentPolicy, IncidentTracker
 from bot.model import Catalog
+from bot.outbox import AlertDispatcher
 from bot.probing.service import Probing
 from bot.resolve import Resolver
 from bot.router import Router
@@ -58,6 +59,7 @@ class App:
     probing: Probing | None = None
     adapters: list[Adapter] = field(default_factory=list)
     incidents: IncidentTracker | None = None
+    dispatcher: AlertDispatcher | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
@@ -150,6 +152,13 @@ class App:
         except StartupError:
             await store.close()
             raise
+        # Every chat adapter that can post proactively gets the outbox's alerts; the console
+        # joins in run() when it is built.
+        app.dispatcher = AlertDispatcher(
+            store, {a.name: a for a in app.adapters if isinstance(a, Sender)}
+        )
+        if app.incidents is not None:
+            app.incidents.on_change = app.dispatcher.wake
         return app
 
     async def start(self) -> None:
@@ -192,6 +201,8 @@ class App:
         for adapter in self.adapters:
             await adapter.start()
             log.info("adapter started name=%s", adapter.name)
+        if self.dispatcher is not None:
+            await self.dispatcher.start()
         if self.demo is not None:
             ctx = self.router.ctx
             counts = await self.demo.start(
@@ -215,6 +226,8 @@ class App:
                     # A private folder per run: a shared, guessable /tmp path invites clobbering.
                     chart_dir=Path(tempfile.mkdtemp(prefix="outagebot-charts-")),
                 )
+                if self.dispatcher is not None:
+                    self.dispatcher.add_sender(adapter.name, adapter)
                 await adapter.start()
             else:
                 self._install_signal_handlers()
@@ -229,6 +242,8 @@ class App:
                 loop.add_signal_handler(sig, self._stopping.set)
 
     async def close(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
         for adapter in reversed(self.adapters):
             await adapter.stop()
         if self.scheduler.running:

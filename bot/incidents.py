@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.alerts import alert_spec
 from bot.model import Category, RegionState, Service, TargetState, to_epoch, utcnow
 from bot.store import IncidentRow, IncidentWrite, Store
 from bot.verdict import Verdict
@@ -91,6 +92,7 @@ class IncidentTracker:
         self._policy = policy
         self._clock = clock
         self._streak: dict[str, int] = {}  # service key -> alertable passes in a row
+        self.on_change: Callable[[], None] | None = None  # e.g. wake the alert dispatcher
 
     async def run_pass(self) -> list[IncidentChange]:
         """Evaluate every service once; write and return what changed."""
@@ -153,15 +155,17 @@ class IncidentTracker:
         at: int,
     ) -> IncidentChange:
         category = verdict.category.value if kind != "resolve" else str(detail["category"])
+        suppressed = bool(detail.get("suppressed"))
+        opened = datetime.fromtimestamp(opened_at, verdict.at.tzinfo)
+        moment = datetime.fromtimestamp(at, verdict.at.tzinfo)
+        # The alert rows are queued in the same transaction as the change (the outbox rule).
+        alert = None if suppressed else alert_spec(
+            kind, service, verdict, category=category, opened_at=opened, at=moment
+        )
         (iid,) = await self._store.write_incidents(
-            [IncidentWrite(kind, service.key, category, at, detail, incident_id)]
+            [IncidentWrite(kind, service.key, category, at, detail, incident_id, alert)]
         )
         log.info("incident %s id=%d service=%s category=%s", kind, iid, service.key, category)
-        return IncidentChange(
-            kind,
-            iid,
-            service,
-            verdict,
-            datetime.fromtimestamp(opened_at, verdict.at.tzinfo),
-            bool(detail.get("suppressed")),
-        )
+        if self.on_change is not None:
+            self.on_change()
+        return IncidentChange(kind, iid, service, verdict, opened, suppressed)

@@ -19,6 +19,9 @@ from commands import (
     service_edit,
     service_remove,
     services,
+    subscribe,
+    subscriptions,
+    unsubscribe,
     worksforme,
 )
 
@@ -31,6 +34,9 @@ COMMANDS: Mapping[str, CommandModule] = {
         report,
         worksforme,
         services,
+        subscribe,
+        unsubscribe,
+        subscriptions,
         help,
         agents,
         service_add,

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.text import Text
 
-from bot.adapters.base import Dispatch
+from bot.adapters.base import Dispatch, Sent
 from bot.charts import ChartData, render_png
 from bot.i18n import text
 from bot.invocation import Invocation
@@ -65,6 +65,7 @@ class ConsoleAdapter:
         self._console = console if console is not None else Console()
         self._chart_dir = chart_dir
         self._stopping = asyncio.Event()
+        self._sent: dict[str, str] = {}  # idempotency key -> message id (a resend is one message)
 
     async def start(self) -> None:
         """Serve lines until end of input, ``/quit`` or ``stop()``."""
@@ -135,6 +136,32 @@ class ConsoleAdapter:
 
     def _show(self, reply: Reply) -> None:
         self._console.print(render_rich(reply, self._lang))
+
+    # ---- proactive messages (alerts and digests subscribed from the console) ------------------
+
+    async def send(
+        self,
+        channel: str,
+        reply: Reply,
+        *,
+        key: str,
+        thread_of: str | None = None,
+        lang: str = "en",
+    ) -> Sent:
+        """Print an alert; the terminal is the channel. A key seen before prints nothing."""
+        if key in self._sent:
+            return Sent(channel, self._sent[key])
+        message_id = f"console-{len(self._sent) + 1}"
+        self._sent[key] = message_id
+        label = f"[{channel} {message_id}]" if thread_of is None else f"[{channel} ↳ {thread_of}]"
+        self._console.print(Text(label, style="dim"))
+        self._show(reply)
+        return Sent(channel, message_id)
+
+    async def edit(self, sent: Sent, reply: Reply, *, lang: str = "en") -> None:
+        """A terminal cannot change what it printed: say which message the new text replaces."""
+        self._console.print(Text(f"[{sent.channel} {sent.message_id} edited]", style="dim"))
+        self._show(reply)
 
     async def _save_chart(self, chart: ChartData, path: Path) -> None:
         # Drawing takes ~100 ms of CPU: off the event loop, like the file write.

@@ -12,7 +12,7 @@ import asyncio
 import enum
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,12 +31,14 @@ from bot.model import (
     to_epoch,
 )
 from bot.store import agents as agent_sql
+from bot.store import alerts as alert_sql
 from bot.store import incidents as incident_sql
 from bot.store import probes as probe_sql
 from bot.store import reports as report_sql
 from bot.store import retention as retention_sql
 from bot.store import services as service_sql
 from bot.store.agents import AgentBatch, AgentRow, BatchOutcome
+from bot.store.alerts import OutboxRow, SubscriptionRow
 from bot.store.connection import immediate, open_connection, snapshot
 from bot.store.incidents import IncidentRow
 from bot.store.probes import ProbeRow, StatusRow
@@ -47,11 +49,13 @@ from bot.store.schema import migrate
 __all__ = [
     "AgentBatch",
     "AgentRow",
+    "AlertSpec",
     "BatchOutcome",
     "EvidenceWindows",
     "ImportBatch",
     "IncidentRow",
     "IncidentWrite",
+    "OutboxRow",
     "PreparedReports",
     "ProbeRow",
     "ReportDedupe",
@@ -61,6 +65,7 @@ __all__ = [
     "StatusRow",
     "Store",
     "StoreClosed",
+    "SubscriptionRow",
     "WorksForMeRow",
 ]
 
@@ -94,6 +99,16 @@ class EvidenceWindows:
     status_max_age_seconds: int
 
 
+class AlertSpec(NamedTuple):
+    """Who to tell about an incident change, and what (already rendered per language)."""
+
+    level: str  # "down", "regional" or "user_reports"
+    tags: tuple[str, ...]
+    tenant: tuple[str, str] | None  # (platform, tenant) for a tenant's own service
+    kind: str  # outbox kind: "open", "update:<at>", "resolve"
+    payloads: Mapping[str, dict[str, Any]]  # language -> payload ("en" always present)
+
+
 class IncidentWrite(NamedTuple):
     """One incident change for ``Store.write_incidents``."""
 
@@ -103,6 +118,7 @@ class IncidentWrite(NamedTuple):
     at: int  # epoch seconds
     detail: dict[str, Any]
     incident_id: int | None = None  # None only for "open"
+    alert: AlertSpec | None = None  # queue alerts in the same transaction
 
 
 @dataclass(slots=True)
@@ -229,9 +245,79 @@ class Store:
                     else:
                         incident_sql.resolve_incident(conn, w.incident_id, w.at)
                     ids.append(w.incident_id)
+                for w, iid in zip(writes, ids, strict=True):
+                    if w.alert is not None:
+                        _queue_alerts(conn, iid, w.service, w.alert, w.at)
             return ids
 
         return await self._call(run)
+
+    # ---- subscriptions and the outbox --------------------------------------------------------
+
+    async def subscribe(
+        self,
+        platform: str,
+        tenant: str,
+        channel: str,
+        scope: str,
+        target: str,
+        *,
+        level: str,
+        lang: str,
+        user: str,
+    ) -> bool:
+        """Subscribe a channel (or change its level); True if the subscription is new."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            with immediate(conn):
+                return alert_sql.add_subscription(
+                    conn, platform, tenant, channel, scope, target, level, lang, user, _now()
+                )
+
+        return await self._call(run)
+
+    async def unsubscribe(
+        self, platform: str, tenant: str, channel: str, scope: str, target: str
+    ) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            with immediate(conn):
+                return alert_sql.remove_subscription(conn, platform, tenant, channel, scope, target)
+
+        return await self._call(run)
+
+    async def subscriptions(
+        self, platform: str, tenant: str, channel: str | None = None
+    ) -> list[SubscriptionRow]:
+        return await self._call(alert_sql.subscriptions_of, platform, tenant, channel)
+
+    async def due_alerts(self, platform: str, now: int, limit: int = 50) -> list[OutboxRow]:
+        return await self._call(alert_sql.claim_due, platform, now, limit)
+
+    async def original_message(
+        self, incident_id: int, platform: str, channel: str
+    ) -> tuple[str, str] | None:
+        return await self._call(alert_sql.original_message, incident_id, platform, channel)
+
+    async def alert_sent(self, row_id: int, message_id: str, now: int) -> None:
+        await self._write(alert_sql.mark_sent, row_id, message_id, now)
+
+    async def alert_retry(self, row_id: int, due_at: int, error: str) -> None:
+        await self._write(alert_sql.mark_retry, row_id, due_at, error)
+
+    async def alert_dead(self, row_id: int, error: str) -> None:
+        await self._write(alert_sql.mark_dead, row_id, error)
+
+    async def dead_letters(
+        self, platform: str, tenant: str, since: int
+    ) -> list[tuple[str, str, str, int]]:
+        return await self._call(alert_sql.dead_letters, platform, tenant, since)
+
+    async def _write(self, fn: Callable[..., None], *args: object) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                fn(conn, *args)
+
+        await self._call(run)
 
     async def remove_tenant_service(self, scope: str, key: str) -> bool:
         """Remove a tenant's service and its history; False if it was not there."""
@@ -610,6 +696,14 @@ def _evidence(
         last_report_at=None if last_report is None else from_epoch(last_report),
         last_probe_at=from_epoch(probes[-1].at) if probes else None,
     )
+
+
+def _queue_alerts(
+    conn: sqlite3.Connection, incident_id: int, service: str, alert: AlertSpec, at: int
+) -> None:
+    subs = alert_sql.matching_subscriptions(conn, service, alert.tags, alert.level, alert.tenant)
+    rows = [(s, alert.kind, alert.payloads.get(s.lang, alert.payloads["en"])) for s in subs]
+    alert_sql.enqueue(conn, incident_id, rows, at)
 
 
 def _table_counts(conn: sqlite3.Connection) -> dict[str, int]:

@@ -286,6 +286,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (service_id, day, target, region)
     ) WITHOUT ROWID;
     """,
+    # 3: alert delivery: each subscription's language (alerts are rendered when queued).
+    """
+    ALTER TABLE subscriptions ADD COLUMN lang TEXT NOT NULL DEFAULT 'en';
+    CREATE INDEX subscriptions_channel ON subscriptions (platform, tenant, channel);
+    """,
 )
 
 LATEST = len(MIGRATIONS)

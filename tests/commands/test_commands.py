@@ -120,6 +120,7 @@ async def test_isitdown_answers_with_verdict_chart_and_buttons(router: Router) -
         ("report", "twitter"),
         ("worksforme", "twitter"),
         ("isitdown", "twitter"),
+        ("subscribe", "twitter"),
     ]
 
 

@@ -1,0 +1,289 @@
+"""Subscriptions, the outbox and its dispatcher, from an incident to the message in a channel.
+
+The channel is the real console adapter writing to a buffer; a platform that fails is a small
+Sender standing in for the far side of the wire (a 429 with Retry-After, a refused channel).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from bot.adapters.base import DeliveryError, Sent
+from bot.adapters.console import ConsoleAdapter
+from bot.config import parse_settings
+from bot.context import CommandContext
+from bot.i18n import render
+from bot.incidents import IncidentPolicy, IncidentTracker
+from bot.invocation import Invocation
+from bot.model import Catalog, Service, Target, to_epoch
+from bot.outbox import AlertDispatcher, DeliveryPolicy
+from bot.reply import Reply, ReplyKind
+from bot.resolve import Resolver
+from bot.router import Router
+from bot.ssrf import Policy
+from bot.store import ImportBatch, ProbeRow, ReportRow, Store
+from bot.tenants import TenantCatalogs
+from bot.verdicts import VerdictService
+from commands import COMMANDS
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+ACME = Service("acme", "Acme", (), (Target("web", "https://acme.invalid/"),), tags=("cloud",))
+BETA = Service("beta", "Beta", (), (Target("web", "https://beta.invalid/"),))
+CATALOG = Catalog((ACME, BETA))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def epoch(self) -> float:
+        return self.now.timestamp()
+
+
+class World:
+    def __init__(self, store: Store, clock: Clock, tenants: TenantCatalogs) -> None:
+        settings = parse_settings({"reports": {"min_reports": 5}})
+        self.store, self.clock, self.tenants = store, clock, tenants
+        self.out = StringIO()
+        self.console = ConsoleAdapter(
+            self.dispatch,
+            {},
+            stdin=StringIO(""),
+            console=Console(file=self.out, force_terminal=False, width=200),
+        )
+        self.router = Router(
+            CommandContext(
+                settings=settings,
+                catalog=CATALOG,
+                store=store,
+                resolver=Resolver(CATALOG),
+                verdicts=VerdictService(store, settings),
+                clock=clock,
+                tenants=tenants,
+            ),
+            COMMANDS,
+        )
+        self.tracker = IncidentTracker(
+            store,
+            self.router.ctx.verdicts,
+            lambda: (*CATALOG.services, *tenants.all_services()),
+            policy=IncidentPolicy(open_after=1, resolve_after=timedelta(minutes=10)),
+            clock=clock,
+        )
+        self.dispatcher = AlertDispatcher(store, {"console": self.console}, clock=clock.epoch)
+
+    async def dispatch(self, inv: Invocation) -> Reply:
+        return await self.router.dispatch(inv)
+
+    def say(
+        self,
+        command: str,
+        *,
+        platform: str = "console",
+        tenant: str = "local",
+        where: str = "ops",
+        admin: bool = True,
+        **args: str,
+    ):  # type: ignore[no-untyped-def]
+        """Run ``command`` as user u1 in channel ``where``; ``args`` are its parameters."""
+        return self.router.dispatch(
+            Invocation(command, args, platform, tenant, where, "u1", "en-GB", admin)
+        )
+
+    async def probes(self, ok: bool, service: str = "acme") -> None:
+        sid = self.store.service_id(service)
+        assert sid is not None
+        t = to_epoch(self.clock.now)
+        batch = ImportBatch()
+        batch.probes = [
+            ProbeRow(sid, "web", r, (t - k * 30) * 1000, ok, 200 if ok else 503, 80.0, None)
+            for r in ("US", "JP", "GB")
+            for k in range(3)
+        ]
+        await self.store.import_batch(batch, 3600)
+
+    def outbox(self) -> list[tuple[str, str, str, str | None]]:
+        conn = sqlite3.connect(self.store_path)
+        try:
+            return conn.execute(
+                "SELECT channel, kind, state, message_id FROM outbox ORDER BY id"
+            ).fetchall()
+        finally:
+            conn.close()
+
+    store_path: Path
+
+
+@pytest.fixture
+async def world(tmp_path: Path):
+    store = await Store.open(tmp_path / "a.db", CATALOG)
+    tenants = TenantCatalogs(CATALOG, store, policy=Policy.from_config(), limit=5)
+    await tenants.load()
+    w = World(store, Clock(), tenants)
+    w.store_path = tmp_path / "a.db"
+    yield w
+    await store.close()
+
+
+def text_of(reply: Reply) -> str:
+    assert reply.text is not None
+    return render(reply.text)
+
+
+async def test_one_message_per_incident_edited_then_resolved(world: World) -> None:
+    reply = await world.say("subscribe", subject="acme", level="down")
+    assert reply.kind is ReplyKind.INFO and "Acme" in text_of(reply)
+    await world.probes(ok=False)
+    (_opened,) = await world.tracker.run_pass()
+    assert await world.dispatcher.drain_once("console") == 1
+    assert "🔴 Acme: Down" in world.out.getvalue()
+    assert world.outbox() == [("ops", "open", "sent", "console-1")]
+    assert await world.dispatcher.drain_once("console") == 0  # nothing twice
+
+    world.clock.now += timedelta(minutes=1)
+    await world.probes(ok=True)
+    assert await world.tracker.run_pass() == []  # quiet, not resolved yet
+    world.clock.now += timedelta(minutes=11)
+    await world.probes(ok=True)
+    (resolved,) = await world.tracker.run_pass()
+    assert resolved.kind == "resolve"
+    await world.dispatcher.drain_once("console")
+    printed = world.out.getvalue()
+    assert "[ops console-1 edited]" in printed  # the first message, edited in place
+    assert "[ops ↳ console-1]" in printed  # and a reply in its thread
+    assert "resolved after 12 min" in printed
+    assert [row[1] for row in world.outbox()] == ["open", "resolve"]
+
+
+async def test_levels_tags_and_all(world: World) -> None:
+    await world.say("subscribe", subject="cloud", level="regional", where="tags")
+    await world.say("subscribe", subject="all", level="down", where="everything")
+    await world.say("subscribe", subject="beta", level="down", where="beta-only")
+    sid = world.store.service_id("acme")
+    assert sid is not None
+    t = to_epoch(world.clock.now)
+    await world.probes(ok=True)
+    batch = ImportBatch()
+    batch.reports = [
+        ReportRow(sid, t - i, "US", "website", "import", "", f"u{i}") for i in range(80)
+    ]
+    await world.store.import_batch(batch, 3600)
+    (change,) = await world.tracker.run_pass()
+    assert change.verdict.category.value == "user_reports"
+    # user_reports reaches neither "regional" nor "down" subscriptions.
+    assert world.outbox() == []
+    world.clock.now += timedelta(minutes=2)
+    await world.probes(ok=False)
+    (update,) = await world.tracker.run_pass()
+    assert update.kind == "update" and update.verdict.category.value == "down"
+    channels = sorted(row[0] for row in world.outbox())
+    assert channels == ["everything", "tags"]  # the tag and "all"; not another service's
+
+
+async def test_a_servers_own_service_alerts_only_that_server(world: World) -> None:
+    added = await world.say(
+        "service add", platform="discord", tenant="g1", key="wiki", url="https://wiki.example/"
+    )
+    assert added.kind is ReplyKind.INFO, text_of(added)
+    await world.say("subscribe", platform="discord", tenant="g1", where="1", subject="all")
+    await world.say("subscribe", platform="discord", tenant="g2", where="2", subject="all")
+    await world.probes(ok=False, service="discord:g1/wiki")
+    changes = await world.tracker.run_pass()
+    assert [c.service.key for c in changes] == ["discord:g1/wiki"]
+    assert [row[0] for row in world.outbox()] == ["1"]
+
+
+class FlakyPlatform:
+    """The far side of a platform: a 429 for the first message to "live", "gone" never exists."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def send(
+        self,
+        channel: str,
+        reply: Reply,
+        *,
+        key: str,
+        thread_of: str | None = None,
+        lang: str = "en",
+    ) -> Sent:
+        self.calls.append(channel)
+        if channel == "gone":
+            raise DeliveryError("404 Unknown Channel", permanent=True)
+        if self.calls.count(channel) == 1:
+            raise DeliveryError("429 Too Many Requests", retry_after=30)
+        return Sent(channel, f"m{len(self.calls)}")
+
+    async def edit(self, sent: Sent, reply: Reply, *, lang: str = "en") -> None:
+        return None
+
+
+async def test_retry_after_is_honoured_and_refusals_become_dead_letters(world: World) -> None:
+    flaky = FlakyPlatform()
+    dispatcher = AlertDispatcher(
+        world.store, {"discord": flaky}, policy=DeliveryPolicy(), clock=world.clock.epoch
+    )
+    for channel in ("live", "gone"):
+        r = await world.say(
+            "subscribe", platform="discord", tenant="g1", where=channel, subject="acme"
+        )
+        assert r.kind is ReplyKind.INFO
+    await world.probes(ok=False)
+    await world.tracker.run_pass()
+    assert await dispatcher.drain_once("discord") == 2
+    assert {row[0]: row[2] for row in world.outbox()} == {"live": "pending", "gone": "dead"}
+    world.clock.now += timedelta(seconds=29)
+    assert await dispatcher.drain_once("discord") == 0  # Retry-After is not over yet
+    world.clock.now += timedelta(seconds=2)
+    assert await dispatcher.drain_once("discord") == 1
+    assert {row[0]: row[2] for row in world.outbox()} == {"live": "sent", "gone": "dead"}
+    assert flaky.calls.count("gone") == 1  # a refusal is not retried
+    listed = await world.say("subscriptions", platform="discord", tenant="g1", where="live")
+    lines = [render(m) for m in listed.lines]
+    assert any("could not be delivered" in line for line in lines)
+    assert any("404 Unknown Channel" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"subject": "acme", "level": "loud"}, "not a level"),
+        ({"subject": "nosuch"}, "don't know a service or tag"),
+        ({"subject": "acme", "channel": "#bad channel!"}, "not a channel"),
+    ],
+)
+async def test_bad_subscriptions_are_explained_and_change_nothing(
+    world: World, args: dict[str, str], expected: str
+) -> None:
+    reply = await world.say("subscribe", **args)
+    assert reply.kind is ReplyKind.ERROR and expected in text_of(reply)
+    assert await world.store.subscriptions("console", "local") == []
+
+
+async def test_members_subscribe_only_their_direct_messages(world: World) -> None:
+    member = await world.say(
+        "subscribe", platform="discord", tenant="g1", admin=False, subject="acme"
+    )
+    assert member.kind is ReplyKind.ERROR and "admins" in text_of(member)
+    dm = await world.say(
+        "subscribe", platform="discord", tenant="", where="dm1", admin=False, subject="acme"
+    )
+    assert dm.kind is ReplyKind.INFO
+    gone = await world.say(
+        "unsubscribe", platform="discord", tenant="", where="dm1", admin=False, subject="acme"
+    )
+    assert gone.kind is ReplyKind.INFO
+    again = await world.say(
+        "unsubscribe", platform="discord", tenant="", where="dm1", admin=False, subject="acme"
+    )
+    assert again.kind is ReplyKind.ERROR and "not subscribed" in text_of(again)
