@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bot.charts import chart_from_json
 from bot.i18n import CATALOGS, Message, render, text
 from bot.model import Category, Service
 from bot.reply import Reply, ReplyKind
@@ -83,11 +84,13 @@ def _payload(
 
 
 def alert_reply(payload: dict[str, Any]) -> Reply:
-    """The Reply an adapter sends for a queued alert (text rendered when it was queued)."""
+    """The Reply an adapter sends for a queued alert or digest (rendered when it was queued)."""
+    chart = payload.get("chart")
     return Reply(
         ReplyKind.INFO,
         title=Message("raw", text=str(payload.get("title", ""))),
         lines=tuple(Message("raw", text=str(line)) for line in payload.get("lines", ())),
+        chart=chart_from_json(chart) if isinstance(chart, dict) else None,
     )
 
 

@@ -26,6 +26,7 @@ from bot.complete import Completer
 from bot.config import Settings
 from bot.context import CommandContext
 from bot.demo import Demo, demo_database, reset_database
+from bot.digests import DigestScheduler
 from bot.errors import StartupError
 from bot.incidents import IncidentPolicy, IncidentTracker
 from bot.model import Catalog
@@ -60,6 +61,7 @@ class App:
     adapters: list[Adapter] = field(default_factory=list)
     incidents: IncidentTracker | None = None
     dispatcher: AlertDispatcher | None = None
+    digests: DigestScheduler | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
@@ -92,6 +94,14 @@ class App:
                 await store.close()
                 raise StartupError(str(exc)) from None
             tenants.on_change = lambda: probing.set_tenant_services(tenants.all_services())
+        scheduler = AsyncIOScheduler(timezone=settings.bot.timezone)
+        digests = DigestScheduler(
+            store,
+            scheduler,
+            lambda platform, tenant: (*catalog.services, *tenants.services(platform, tenant)),
+            defaults=settings.digest,
+            timezone=settings.bot.timezone,
+        )
         ctx = CommandContext(
             settings=settings,
             catalog=catalog,
@@ -101,6 +111,7 @@ class App:
             ondemand=probing.ondemand if probing else None,
             agents=probing.hub if probing else None,
             tenants=tenants,
+            digests=digests,
         )
         app = cls(
             settings=settings,
@@ -108,7 +119,8 @@ class App:
             store=store,
             router=Router(ctx, COMMANDS),
             verdicts=verdicts,
-            scheduler=AsyncIOScheduler(timezone=settings.bot.timezone),
+            scheduler=scheduler,
+            digests=digests,
             demo=demo_mode,
             probing=probing,
         )
@@ -159,6 +171,7 @@ class App:
         )
         if app.incidents is not None:
             app.incidents.on_change = app.dispatcher.wake
+        digests.on_queued = app.dispatcher.wake
         return app
 
     async def start(self) -> None:
@@ -188,6 +201,12 @@ class App:
                 misfire_grace_time=interval,
             )
         self.scheduler.start()
+        if self.digests is not None:
+            # Jobs from the store; then the digests missed while the bot was down (GRACE).
+            await self.digests.sync()
+            caught_up = await self.digests.catch_up()
+            if caught_up:
+                log.info("digests caught up count=%d", caught_up)
         if self.api is not None:
             try:
                 await self.api.start()

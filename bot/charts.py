@@ -234,3 +234,29 @@ def sparkline(values: Sequence[float], width: int = 48) -> str:
         return _BLOCKS[0] * len(values)
     scale = (len(_BLOCKS) - 1) / (high - low)
     return "".join(_BLOCKS[round((v - low) * scale)] for v in values)
+
+
+# ---- as JSON (queued digests carry their chart's data, not a picture) ---------------------------
+
+
+def chart_to_json(chart: ChartData) -> dict[str, Any]:
+    """The data of ``chart`` as JSON-safe values (``chart_from_json`` reads it back)."""
+    return {
+        "title": chart.title,
+        "buckets": [b.isoformat() for b in chart.buckets],
+        "reports": list(chart.reports),
+        "usual": list(chart.usual),
+        "failing": list(chart.failing),
+        "timezone": chart.timezone,
+    }
+
+
+def chart_from_json(doc: dict[str, Any]) -> ChartData:
+    return ChartData(
+        title=str(doc["title"]),
+        buckets=tuple(datetime.fromisoformat(b) for b in doc["buckets"]),
+        reports=tuple(int(n) for n in doc["reports"]),
+        usual=tuple(float(u) for u in doc["usual"]),
+        failing=tuple(bool(f) for f in doc["failing"]),
+        timezone=str(doc["timezone"]),
+    )

@@ -16,6 +16,7 @@ from bot.verdicts import VerdictService
 
 if TYPE_CHECKING:
     from bot.agents.hub import AgentStatus
+    from bot.digests import DigestScheduler
     from bot.invocation import Invocation
     from bot.tenants import TenantCatalogs
 
@@ -37,6 +38,7 @@ class CommandContext:
     ondemand: OnDemand | None = None  # None when probing is off: URLs cannot be checked
     agents: AgentDirectory | None = None  # probe agents' health, for /agents
     tenants: TenantCatalogs | None = None  # services each guild or workspace added
+    digests: DigestScheduler | None = None  # re-derived when subscriptions change
 
     def resolver_for(self, inv: Invocation) -> Resolver:
         """The catalog as this guild or workspace sees it (the shared one in DMs)."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from bot.router import CommandModule
 from commands import (
     agents,
+    digest,
     help,
     isitdown,
     region_default,
@@ -37,6 +38,7 @@ COMMANDS: Mapping[str, CommandModule] = {
         subscribe,
         unsubscribe,
         subscriptions,
+        digest,
         help,
         agents,
         service_add,

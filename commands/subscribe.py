@@ -43,6 +43,8 @@ async def run(ctx: CommandContext, inv: Invocation, args: Args) -> Reply:
     new = await ctx.store.subscribe(
         inv.platform, inv.tenant, channel, scope, target, level=level, lang=inv.lang, user=inv.user
     )
+    if ctx.digests is not None:
+        await ctx.digests.sync()  # a new channel gets its digest job
     return Reply(
         ReplyKind.INFO,
         text=Message(

@@ -37,4 +37,6 @@ async def run(ctx: CommandContext, inv: Invocation, args: Args) -> Reply:
     }
     if not await ctx.store.unsubscribe(inv.platform, inv.tenant, channel, scope, target):
         return error("subscribe.not_found", **params)
+    if ctx.digests is not None:
+        await ctx.digests.sync()  # a channel left with no subscriptions loses its digest
     return Reply(ReplyKind.INFO, text=Message("subscribe.removed", **params))

@@ -32,6 +32,7 @@ from bot.model import (
 )
 from bot.store import agents as agent_sql
 from bot.store import alerts as alert_sql
+from bot.store import digests as digest_sql
 from bot.store import incidents as incident_sql
 from bot.store import probes as probe_sql
 from bot.store import reports as report_sql
@@ -40,6 +41,7 @@ from bot.store import services as service_sql
 from bot.store.agents import AgentBatch, AgentRow, BatchOutcome
 from bot.store.alerts import OutboxRow, SubscriptionRow
 from bot.store.connection import immediate, open_connection, snapshot
+from bot.store.digests import DigestChannel
 from bot.store.incidents import IncidentRow
 from bot.store.probes import ProbeRow, StatusRow
 from bot.store.reports import PreparedReports, ReportDedupe, ReportRow, WorksForMeRow
@@ -51,6 +53,7 @@ __all__ = [
     "AgentRow",
     "AlertSpec",
     "BatchOutcome",
+    "DigestChannel",
     "EvidenceWindows",
     "ImportBatch",
     "IncidentRow",
@@ -311,6 +314,66 @@ class Store:
         self, platform: str, tenant: str, since: int
     ) -> list[tuple[str, str, str, int]]:
         return await self._call(alert_sql.dead_letters, platform, tenant, since)
+
+    # ---- digests -----------------------------------------------------------------------------
+
+    async def digest_channels(self) -> list[DigestChannel]:
+        return await self._call(digest_sql.digest_channels)
+
+    async def set_digest(
+        self,
+        platform: str,
+        tenant: str,
+        channel: str,
+        time: str | None,
+        timezone: str | None,
+        day: str | None,
+    ) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            with immediate(conn):
+                return digest_sql.set_digest(conn, platform, tenant, channel, time, timezone, day)
+
+        return await self._call(run)
+
+    async def claim_digest(
+        self, platform: str, tenant: str, channel: str, period: str, now: int
+    ) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            with immediate(conn):
+                return digest_sql.claim_digest(conn, platform, tenant, channel, period, now)
+
+        return await self._call(run)
+
+    async def finish_digest(
+        self,
+        platform: str,
+        tenant: str,
+        channel: str,
+        period: str,
+        payload: dict[str, Any],
+        now: int,
+    ) -> None:
+        await self._write(
+            digest_sql.finish_digest, platform, tenant, channel, period, payload, now
+        )
+
+    async def top_reported(
+        self, keys: Sequence[str], since: datetime, until: datetime, limit: int = 5
+    ) -> list[tuple[str, int]]:
+        by_id = {self._ids[k]: k for k in keys if k in self._ids}
+        rows = await self._call(
+            digest_sql.top_reported, list(by_id), to_epoch(since), to_epoch(until), limit
+        )
+        return [(by_id[sid], n) for sid, n in rows]
+
+    async def availability(
+        self, service_key: str, since: datetime, until: datetime
+    ) -> dict[str, tuple[int, int]]:
+        """(ok, failed) probe counts per region over [since, until)."""
+        sid = self._ids.get(service_key)
+        if sid is None:
+            return {}
+        return await self._call(probe_sql.availability, sid, to_epoch(since), to_epoch(until))
 
     async def _write(self, fn: Callable[..., None], *args: object) -> None:
         def run(conn: sqlite3.Connection) -> None:

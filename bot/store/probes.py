@@ -222,6 +222,40 @@ def failing_minutes(
     return {m: (ok, failed) for m, (ok, failed) in sorted(totals.items())}
 
 
+def availability(
+    conn: sqlite3.Connection, service_id: int, since: int, until: int
+) -> dict[str, tuple[int, int]]:
+    """(ok, failed) probe counts per region with since <= minute < until, all targets together.
+
+    From the per-minute rollups and the recent rows, like ``failing_minutes``; for digests.
+    """
+    totals: dict[str, list[int]] = {}
+    first_day = since // DAY_S * DAY_S
+    for day, data in conn.execute(
+        "SELECT day, data FROM probe_minutes WHERE service_id = ? AND day >= ? AND day < ?",
+        (service_id, first_day, until),
+    ):
+        block = decode_minutes(data)
+        lo = max(0, -((day - since) // 60))
+        hi = min(MINUTES_PER_DAY, -((day - until) // 60))
+        if lo >= hi:
+            continue
+        for (_target, region), series in block.series.items():
+            cell = totals.setdefault(region, [0, 0])
+            cell[0] += sum(series.ok[lo:hi])
+            cell[1] += sum(series.failed[lo:hi])
+    lo_ms, hi_ms = -(-since // 60) * MINUTE_MS, -(-until // 60) * MINUTE_MS
+    for region, ok, failed in conn.execute(
+        "SELECT region, sum(ok), sum(1 - ok) FROM probe_results "
+        "WHERE service_id = ? AND at_ms >= ? AND at_ms < ? GROUP BY region",
+        (service_id, lo_ms, hi_ms),
+    ):
+        cell = totals.setdefault(region, [0, 0])
+        cell[0] += int(ok)
+        cell[1] += int(failed)
+    return {r: (ok, failed) for r, (ok, failed) in sorted(totals.items()) if ok or failed}
+
+
 def delete_probes(conn: sqlite3.Connection, first_id: int, last_id: int) -> None:
     """Remove the hot rows with ids in [first_id, last_id] (an import being taken back out).
 
