@@ -149,7 +149,7 @@ class App:
                 clock=ctx.clock,
             )
         specs = {name: m.SPEC for name, m in COMMANDS.items()}
-        completer = Completer(ctx.resolver, specs)
+        completer = Completer(ctx.resolver, specs, resolver_for=tenants.resolver)
         try:
             app.adapters = build_adapters(
                 AdapterDeps(

@@ -6,7 +6,7 @@ same choices; the adapter only maps them to its wire format and limits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bot.i18n import text
@@ -33,12 +33,26 @@ class Choice:
 class Completer:
     """``complete(command, param, partial)`` -> at most 25 choices, best first; never raises."""
 
-    def __init__(self, resolver: Resolver, specs: Mapping[str, CommandSpec]) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        specs: Mapping[str, CommandSpec],
+        resolver_for: Callable[[str, str], Resolver] | None = None,
+    ) -> None:
         self._resolver = resolver
         self._specs = dict(specs)
+        self._resolver_for = resolver_for  # (platform, tenant) -> that server's catalog
 
     def complete(
-        self, command: str, param: str, partial: str, lang: str = "en", limit: int = MAX_CHOICES
+        self,
+        command: str,
+        param: str,
+        partial: str,
+        lang: str = "en",
+        *,
+        platform: str = "",
+        tenant: str = "",
+        limit: int = MAX_CHOICES,
     ) -> list[Choice]:
         spec = self._specs.get(command)
         found = next((p for p in spec.params if p.name == param), None) if spec else None
@@ -47,7 +61,14 @@ class Completer:
         partial = partial.strip()[:100]
         kind = found.kind
         if kind in (ParamKind.SERVICE, ParamKind.SERVICE_OR_URL):
-            return [Choice(s.name, s.key) for s in self._resolver.complete(partial, limit)]
+            resolver = self._resolver
+            if self._resolver_for is not None and tenant:
+                resolver = self._resolver_for(platform, tenant)
+            # A server's own service is offered by the key its admin typed (its first alias).
+            return [
+                Choice(s.name, s.aliases[0] if "/" in s.key and s.aliases else s.key)
+                for s in resolver.complete(partial, limit)
+            ]
         if kind is ParamKind.PROBLEM:
             folded = fold(partial)
             return [

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bot.complete import MAX_CHOICES, Completer
 from bot.config import load_settings
+from bot.model import Catalog, Service
 from bot.resolve import Resolver
 from commands import COMMANDS
 
@@ -48,3 +49,17 @@ def test_unknown_command_or_free_text_parameter_has_no_choices() -> None:
     assert c.complete("nosuch", "service", "tw") == []
     assert c.complete("report", "note", "tw") == []
     assert c.complete("isitdown", "nosuch", "tw") == []
+
+
+def test_a_servers_own_services_are_offered_there_only_by_their_typed_key() -> None:
+    catalog = load_settings(Path("config.example.toml")).catalog()
+    shared = Resolver(catalog)
+    own = Resolver(Catalog((*catalog.services, Service("discord:g1/wiki", "Team Wiki", ("wiki",)))))
+    completer = Completer(
+        shared, SPECS, resolver_for=lambda platform, tenant: own if tenant == "g1" else shared
+    )
+    mine = completer.complete("isitdown", "service", "team w", platform="discord", tenant="g1")
+    assert [(c.name, c.value) for c in mine] == [("Team Wiki", "wiki")]
+    assert (
+        completer.complete("isitdown", "service", "team w", platform="discord", tenant="g2") == []
+    )

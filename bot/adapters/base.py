@@ -28,8 +28,19 @@ __all__ = ["Adapter", "Choice", "Complete", "DeliveryError", "Dispatch", "Sender
 Dispatch = Callable[[Invocation], Awaitable[Reply]]
 """Runs one command for one user; the only door from an adapter into the bot."""
 
-Complete = Callable[[str, str, str, str], list[Choice]]
-"""``complete(command, param, partial, lang)``: suggestions as the user types (in memory)."""
+class Complete(Protocol):
+    """Suggestions as the user types (in memory, fast), as the user's server sees the catalog."""
+
+    def __call__(
+        self,
+        command: str,
+        param: str,
+        partial: str,
+        lang: str,
+        *,
+        platform: str = "",
+        tenant: str = "",
+    ) -> list[Choice]: ...
 
 
 @runtime_checkable
