@@ -249,6 +249,13 @@ EN: dict[str, str] = {
     "digest.bad_time": "“{value}” is not a time. Use HH:MM (24-hour), e.g. 09:00, or off.",
     "digest.bad_day": "“{value}” is not a day. Use daily, or mon, tue, wed, thu, fri, sat or sun.",
     "digest.bad_timezone": "“{value}” is not a timezone. Use an IANA name such as Europe/Paris or America/New_York.",
+    "cmd.maintenance": "Declare or end a maintenance window for one of this server's services (admins)",
+    "param.duration": "How long: 30m, 2h, 1d (at most 7 d), or end",
+    "maintenance.declared": "{name} is under maintenance for the next {minutes} min: incidents are recorded but no alerts go out.",
+    "maintenance.ended": "Maintenance of {name} ended now.",
+    "maintenance.none": "{name} has no maintenance window to end.",
+    "maintenance.bad_duration": "“{value}” is not a duration. Use 30m, 2h or 1d (at most 7 days), or end.",
+    "maintenance.shared": "{name} is shared by every server: only the bot's operator declares its maintenance (its status page announces it, and I read that). Use /maintenance for this server's own services.",
     # discord adapter
     "discord.more": "+{n} more",
     "discord.pick_problem": "What is broken? Pick one:",
@@ -381,6 +388,13 @@ FR: dict[str, str] = {
     "digest.bad_time": "« {value} » n'est pas une heure. Utilisez HH:MM (sur 24 h), p. ex. 09:00, ou off.",
     "digest.bad_day": "« {value} » n'est pas un jour. Utilisez daily, ou mon, tue, wed, thu, fri, sat ou sun.",
     "digest.bad_timezone": "« {value} » n'est pas un fuseau horaire. Utilisez un nom IANA comme Europe/Paris.",
+    "cmd.maintenance": "Déclarer ou terminer une maintenance d'un service de ce serveur (admins)",
+    "param.duration": "Durée : 30m, 2h, 1d (7 j au plus), ou end",
+    "maintenance.declared": "{name} est en maintenance pour {minutes} min : les incidents sont enregistrés, sans alerte.",
+    "maintenance.ended": "La maintenance de {name} est terminée.",
+    "maintenance.none": "{name} n'a pas de maintenance en cours à terminer.",
+    "maintenance.bad_duration": "« {value} » n'est pas une durée. Utilisez 30m, 2h ou 1d (7 jours au plus), ou end.",
+    "maintenance.shared": "{name} est partagé par tous les serveurs : seul l'opérateur du bot déclare ses maintenances (sa page de statut les annonce, et je la lis). Utilisez /maintenance pour les services propres à ce serveur.",
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": EN, "fr": FR}

@@ -14,6 +14,7 @@ from commands import (
     digest,
     help,
     isitdown,
+    maintenance,
     region_default,
     report,
     service_add,
@@ -45,5 +46,6 @@ COMMANDS: Mapping[str, CommandModule] = {
         service_edit,
         service_remove,
         region_default,
+        maintenance,
     )
 }

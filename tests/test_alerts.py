@@ -287,3 +287,25 @@ async def test_members_subscribe_only_their_direct_messages(world: World) -> Non
         "unsubscribe", platform="discord", tenant="", where="dm1", admin=False, subject="acme"
     )
     assert again.kind is ReplyKind.ERROR and "not subscribed" in text_of(again)
+
+
+async def test_maintenance_records_but_does_not_alert(world: World) -> None:
+    scope = {"platform": "discord", "tenant": "g1"}
+    added = await world.say("service add", **scope, key="wiki", url="https://wiki.example/")
+    assert added.kind is ReplyKind.INFO
+    await world.say("subscribe", **scope, where="1", subject="all", level="user_reports")
+    shared = await world.say("maintenance", **scope, service="acme", duration="2h")
+    assert shared.kind is ReplyKind.ERROR and "only the bot's operator" in text_of(shared)
+    for bad in ("soon", "0m", "8d"):
+        reply = await world.say("maintenance", **scope, service="wiki", duration=bad)
+        assert reply.kind is ReplyKind.ERROR and "not a duration" in text_of(reply)
+    declared = await world.say("maintenance", **scope, service="wiki", duration="2h", note="db")
+    assert declared.kind is ReplyKind.INFO and "120 min" in text_of(declared)
+    await world.probes(ok=False, service="discord:g1/wiki")
+    (change,) = await world.tracker.run_pass()
+    assert change.suppressed and change.verdict.category.value == "maintenance"
+    assert world.outbox() == []  # recorded, not alerted
+    ended = await world.say("maintenance", **scope, service="wiki", duration="end")
+    assert ended.kind is ReplyKind.INFO and "ended" in text_of(ended)
+    again = await world.say("maintenance", **scope, service="wiki", duration="end")
+    assert "no maintenance window" in text_of(again)

@@ -315,6 +315,54 @@ class Store:
     ) -> list[tuple[str, str, str, int]]:
         return await self._call(alert_sql.dead_letters, platform, tenant, since)
 
+    # ---- maintenance windows -------------------------------------------------------------------
+
+    async def add_maintenance(
+        self,
+        service_key: str,
+        platform: str,
+        tenant: str,
+        starts: int,
+        ends: int,
+        note: str,
+        user: str,
+    ) -> None:
+        sid = self._ids.get(service_key)
+        if sid is None:
+            raise LookupError(f"service {service_key!r} is not in the store")
+
+        def run(conn: sqlite3.Connection) -> None:
+            with immediate(conn):
+                conn.execute(
+                    "INSERT INTO maintenance_windows "
+                    "(service_id, platform, tenant, starts, ends, note, created_by) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (sid, platform, tenant, starts, ends, note, user),
+                )
+
+        await self._call(run)
+
+    async def end_maintenance(self, service_key: str, at: int) -> int:
+        """End the service's current and future windows now; how many there were."""
+        sid = self._ids.get(service_key)
+        if sid is None:
+            return 0
+
+        def run(conn: sqlite3.Connection) -> int:
+            with immediate(conn):
+                future = conn.execute(
+                    "DELETE FROM maintenance_windows WHERE service_id = ? AND starts >= ?",
+                    (sid, at),
+                ).rowcount
+                current = conn.execute(
+                    "UPDATE maintenance_windows SET ends = ? WHERE service_id = ? "
+                    "AND starts < ? AND ends > ?",
+                    (at, sid, at, at),
+                ).rowcount
+                return future + current
+
+        return await self._call(run)
+
     # ---- digests -----------------------------------------------------------------------------
 
     async def digest_channels(self) -> list[DigestChannel]:
