@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,6 +31,7 @@ from bot.digests import DigestScheduler
 from bot.errors import StartupError
 from bot.incidents import IncidentPolicy, IncidentTracker
 from bot.model import Catalog
+from bot.ops import OpsNotifier, parse_ops_channel
 from bot.outbox import AlertDispatcher
 from bot.probing.service import Probing
 from bot.resolve import Resolver
@@ -62,6 +64,7 @@ class App:
     incidents: IncidentTracker | None = None
     dispatcher: AlertDispatcher | None = None
     digests: DigestScheduler | None = None
+    ops: OpsNotifier | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
@@ -172,6 +175,10 @@ class App:
         if app.incidents is not None:
             app.incidents.on_change = app.dispatcher.wake
         digests.on_queued = app.dispatcher.wake
+        app.ops = OpsNotifier(
+            app.dispatcher.senders, parse_ops_channel(settings.incidents.ops_channel)
+        )
+        app.dispatcher.ops = app.ops
         return app
 
     async def start(self) -> None:
@@ -191,7 +198,7 @@ class App:
         if self.incidents is not None:
             interval = self.settings.incidents.interval_seconds
             self.scheduler.add_job(
-                self.incidents.run_pass,
+                self._incidents_job,
                 "interval",
                 seconds=interval,
                 id="incidents",
@@ -253,6 +260,18 @@ class App:
                 await self._stopping.wait()
         finally:
             await self.close()
+
+    async def _incidents_job(self) -> None:
+        assert self.incidents is not None
+        try:
+            await self.incidents.run_pass()
+        except sqlite3.Error as exc:
+            # Our storage failing is never a service outage: one notice to the operator.
+            if self.ops is not None:
+                await self.ops.failed("incident tracking", exc)
+            return
+        if self.ops is not None:
+            await self.ops.ok("incident tracking")
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

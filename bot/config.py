@@ -261,6 +261,9 @@ class IncidentSettings(_Section):
     interval_seconds: Annotated[int, Field(ge=10, le=3600)] = 60
     open_after_passes: Annotated[int, Field(ge=1, le=10)] = 2
     resolve_after_minutes: Annotated[int, Field(ge=0, le=1440)] = 10
+    # "platform:channel" (e.g. "discord:123456789", "slack:C0123", "console:ops") for the one
+    # "bot degraded" notice when storage fails; "" for none.
+    ops_channel: Annotated[str, Field(pattern=r"^$|^(discord|slack|console):[A-Za-z0-9_-]+$")] = ""
 
 
 class DigestSettings(_Section):

@@ -17,12 +17,14 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bot.adapters.base import DeliveryError, Sender, Sent
 from bot.alerts import alert_reply
+from bot.ops import OpsNotifier
 from bot.store import OutboxRow, Store
 
 __all__ = ["AlertDispatcher", "DeliveryPolicy"]
@@ -60,6 +62,12 @@ class AlertDispatcher:
         self._loops: list[asyncio.Task[None]] = []
         self._started = False
         self.delivered = 0
+        self.ops: OpsNotifier | None = None  # told when the store fails and recovers
+
+    @property
+    def senders(self) -> dict[str, Sender]:
+        """The live platform -> sender map (the ops notices use the same connections)."""
+        return self._senders
 
     def add_sender(self, platform: str, sender: Sender) -> None:
         """Register a platform after start (the console adapter is built last)."""
@@ -108,10 +116,17 @@ class AlertDispatcher:
             wake.clear()
             try:
                 attempted = await self.drain_once(platform)
+            except sqlite3.Error as exc:
+                # The store is down: our problem, retried; never an outage alert.
+                attempted = 0
+                if self.ops is not None:
+                    await self.ops.failed("alert delivery", exc)
             except Exception:
-                # The store may be down: our problem, logged, retried; never an outage alert.
                 log.exception("outbox round failed platform=%s", platform)
                 attempted = 0
+            else:
+                if self.ops is not None:
+                    await self.ops.ok("alert delivery")
             if attempted >= self._policy.batch:
                 continue  # more may be due right now
             with contextlib.suppress(TimeoutError):
