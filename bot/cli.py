@@ -1,4 +1,4 @@
-"""The command line: ``outagebot run | status | import | check-config``.
+"""The command line: ``outagebot run | status | import | check-config | discord-sync``.
 
 Exit codes: 0 success, 1 the command ran but failed (bad import file, unknown service), 2 the
 configuration or the command line is wrong. Messages go to stderr and say what to change.
@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("check-config", parents=[common], help="validate the config and exit")
+    sub.add_parser(
+        "discord-sync",
+        parents=[common],
+        help="register the slash commands with Discord now ([discord] guild_ids, else global)",
+    )
     return parser
 
 
@@ -135,6 +140,7 @@ def main(argv: Sequence[str]) -> int:
         "probe": _probe,
         "agent": _agent,
         "check-config": _check_config,
+        "discord-sync": _discord_sync,
     }[args.command]
     from bot.store.schema import SchemaMismatch, SchemaTooNew
 
@@ -165,6 +171,25 @@ def _agent(settings: Settings, args: argparse.Namespace, path: Path) -> int:
         agent_id=args.agent_id,
         spool_dir=args.spool,
     )
+
+
+def _discord_sync(settings: Settings, args: argparse.Namespace, path: Path) -> int:
+    import os
+
+    from bot.adapters.discord.adapter import read_token, sync_commands
+    from bot.errors import StartupError
+    from commands import COMMANDS
+
+    specs = {name: m.SPEC for name, m in COMMANDS.items()}
+    try:
+        token = read_token(settings.discord, os.environ)
+        lines = asyncio.run(sync_commands(settings.discord, token, specs))
+    except StartupError as exc:
+        print(f"outagebot: {exc}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line)
+    return 0
 
 
 def _check_config(settings: Settings, args: argparse.Namespace, path: Path) -> int:

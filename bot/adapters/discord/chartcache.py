@@ -1,0 +1,43 @@
+"""One PNG per distinct chart, shared by every reply that shows it.
+
+Drawing a chart costs ~100 ms of CPU (matplotlib), and an outage is exactly when hundreds of
+people ask about the same service within a minute. Charts are bucketed by 15 minutes, so those
+requests carry equal ``ChartData``: keyed by the data itself, the cache can never show a stale
+picture, and concurrent requests for a chart still being drawn wait for the same drawing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+
+from bot.charts import ChartData, render_png
+
+__all__ = ["ChartCache"]
+
+
+class ChartCache:
+    """``await cache.png(chart)``: drawn once in a worker thread, then reused (LRU of ``size``)."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._entries: OrderedDict[ChartData, asyncio.Future[bytes]] = OrderedDict()
+
+    async def png(self, chart: ChartData) -> bytes:
+        drawing = self._entries.get(chart)
+        if drawing is None:
+            # In a worker thread: never on the event loop (bot/charts.py is thread-safe).
+            drawing = asyncio.ensure_future(asyncio.to_thread(render_png, chart))
+            drawing.add_done_callback(lambda done: self._forget_failure(chart, done))
+            self._entries[chart] = drawing
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        else:
+            self._entries.move_to_end(chart)
+        # Shielded: one caller giving up (its interaction cancelled) must not cancel the
+        # drawing the others wait for.
+        return await asyncio.shield(drawing)
+
+    def _forget_failure(self, chart: ChartData, done: asyncio.Future[bytes]) -> None:
+        if (done.cancelled() or done.exception() is not None) and self._entries.get(chart) is done:
+            del self._entries[chart]  # a failed drawing is retried by the next request

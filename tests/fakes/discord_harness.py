@@ -1,0 +1,189 @@
+"""The Discord adapter wired as bot/app.py wires it, in front of the fake Discord.
+
+Nothing of ours is mocked: a real SQLite store in a temp dir, the real router with every
+registered command, the real completer, the real discord.py client; only Discord is fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import discord
+import yarl
+from fakes.discord_fake import FakeDiscord
+
+from bot.adapters.discord.adapter import DiscordAdapter
+from bot.complete import Completer
+from bot.config import Settings, parse_settings
+from bot.context import CommandContext
+from bot.invocation import Invocation
+from bot.model import Catalog, Service, Target, to_epoch
+from bot.reply import Reply
+from bot.resolve import Resolver
+from bot.router import Router
+from bot.store import ImportBatch, ProbeRow, ReportRow, StatusRow, Store, WorksForMeRow
+from bot.verdicts import VerdictService
+from commands import COMMANDS
+
+NOW = datetime(2022, 12, 28, 21, 30, tzinfo=UTC)
+CATALOG = Catalog(
+    (
+        Service(
+            "twitter",
+            "Twitter / X",
+            ("x",),
+            (Target("web", "https://x.invalid/"), Target("api", "https://api.x.invalid/")),
+        ),
+        Service("github", "GitHub", ("gh",), (Target("web", "https://gh.invalid/"),)),
+        Service("steam", "Steam", (), (Target("web", "https://steam.invalid/"),)),
+    )
+)
+SPECS = {name: module.SPEC for name, module in COMMANDS.items()}
+
+
+class Clock:
+    """Starts at NOW and moves one second per reading, as real time would between commands."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@dataclass
+class Harness:
+    fake: FakeDiscord
+    adapter: DiscordAdapter
+    router: Router
+    settings: Settings
+
+    @property
+    def store(self) -> Store:
+        return self.router.ctx.store
+
+
+def discord_settings(fake: FakeDiscord, **discord_keys: Any) -> Settings:
+    return parse_settings(
+        {
+            "bot": {"default_region": "US"},
+            "reports": {"min_reports": 5},
+            "discord": {
+                "enabled": True,
+                "api_base": fake.api_base,
+                "gateway_url": fake.gateway_url,
+                **discord_keys,
+            },
+        }
+    )
+
+
+@asynccontextmanager
+async def restore_discord_urls() -> AsyncIterator[None]:
+    """Route.BASE and the gateway URL are process-wide: put Discord's back afterwards."""
+    base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    try:
+        yield
+    finally:
+        discord.http.Route.BASE = base
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(str(gateway))
+
+
+@asynccontextmanager
+async def running(
+    tmp_path: Path,
+    *,
+    fake: FakeDiscord | None = None,
+    rate: int = 50,
+    token: str | None = None,
+    seen: list[Invocation] | None = None,
+    hold: asyncio.Event | None = None,
+    ack_budget: float = 2.0,
+    **discord_keys: Any,
+) -> AsyncIterator[Harness]:
+    """The fake Discord, a store and the adapter, started; everything closed afterwards.
+
+    With ``seen``, every invocation the adapter dispatches is appended to it (then run as usual);
+    with ``hold``, every dispatch waits until the event is set.
+    """
+    fake = fake or FakeDiscord()
+    await fake.start()
+    settings = discord_settings(fake, **discord_keys)
+    store = await Store.open(tmp_path / "discord.db", CATALOG)
+    ctx = CommandContext(
+        settings=settings,
+        catalog=CATALOG,
+        store=store,
+        resolver=Resolver(CATALOG),
+        verdicts=VerdictService(store, settings),
+        clock=Clock(),
+    )
+    router = Router(ctx, COMMANDS)
+
+    async def dispatch(inv: Invocation) -> Reply:
+        if seen is not None:
+            seen.append(inv)
+        if hold is not None:
+            await hold.wait()  # a slow command: it finishes when the test says so
+        return await router.dispatch(inv)
+
+    adapter = DiscordAdapter(
+        dispatch=dispatch,
+        complete=Completer(ctx.resolver, SPECS).complete,
+        specs=SPECS,
+        settings=settings.discord,
+        token=fake.token if token is None else token,
+        rate=rate,
+        guild_ready_timeout=0.05,
+        ready_timeout=10.0,
+        ack_budget=ack_budget,
+    )
+    async with restore_discord_urls():
+        try:
+            await adapter.start()
+            yield Harness(fake, adapter, router, settings)
+            # Whatever the test did, Discord never had to refuse a payload over its limits.
+            assert fake.invalid == [], fake.invalid
+        finally:
+            await adapter.stop()
+            await store.close()
+            await fake.close()
+
+
+async def seed_user_reports(store: Store) -> None:
+    """Probes pass everywhere, while hundreds of users report the website (and a few the app)."""
+    sid = store.service_id("twitter")
+    assert sid is not None
+    t0 = to_epoch(NOW)
+    batch = ImportBatch()
+    for region, website, app in (("US", 200, 15), ("JP", 50, 5), ("GB", 30, 0)):
+        batch.reports += [
+            ReportRow(sid, t0 - 60 - i, region, "website", "import", "", f"{region}w{i}")
+            for i in range(website)
+        ]
+        batch.reports += [
+            ReportRow(sid, t0 - 60 - i, region, "app", "import", "", f"{region}a{i}")
+            for i in range(app)
+        ]
+    batch.works_for_me += [
+        WorksForMeRow(sid, t0 - 120 - i, "FR", "import", "", f"fr{i}") for i in range(3)
+    ]
+    batch.probes += [
+        ProbeRow(sid, target, region, (t0 - 30 - k * 30) * 1000, True, 200, 80.0 + k, None)
+        for region in ("US", "JP", "GB", "FR")
+        for target in ("web", "api")
+        for k in range(5)
+    ]
+    batch.status.append(StatusRow(sid, t0 - 600, "none", "All Systems Operational"))
+    await store.import_batch(batch, 3600)
+
+
+def options_of(command: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {o["name"]: o for o in command.get("options", [])}
