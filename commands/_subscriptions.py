@@ -50,15 +50,22 @@ def level_of(raw: str | None) -> str | Reply:
 
 
 def channel_of(inv: Invocation, raw: str | None) -> str | Reply:
+    """The channel to (un)subscribe: where the command is typed.
+
+    Naming another channel is refused on chat platforms: the bot cannot tell from an id alone
+    that the channel belongs to this server (a direct message could otherwise point alerts at
+    any channel the bot can post in). The operator at the console may name any.
+    """
     if not raw:
         return inv.channel
     text = raw.strip()
     mention = _MENTION.match(text)
-    if mention:
-        return mention.group(1)
-    if _BARE.match(text.lstrip("#")):
-        return text.lstrip("#")
-    return error("subscribe.bad_channel", value=text[:60])
+    channel = mention.group(1) if mention else text.lstrip("#")
+    if not mention and not _BARE.match(channel):
+        return error("subscribe.bad_channel", value=text[:60])
+    if channel != inv.channel and inv.platform != "console":
+        return error("subscribe.channel_here")
+    return channel
 
 
 def channel_label(inv: Invocation, channel: str) -> str:

@@ -270,6 +270,24 @@ async def test_bad_subscriptions_are_explained_and_change_nothing(
     assert await world.store.subscriptions("console", "local") == []
 
 
+async def test_no_one_points_alerts_at_another_channel(world: World) -> None:
+    """A channel id alone does not say which server it belongs to: only "here" is accepted."""
+    dm = await world.say(
+        "subscribe", platform="discord", tenant="", where="dm1", subject="all", channel="<#999>"
+    )
+    admin = await world.say(
+        "subscribe", platform="discord", tenant="g1", where="1", subject="all", channel="999"
+    )
+    for reply in (dm, admin):
+        assert reply.kind is ReplyKind.ERROR and "in the channel you want" in text_of(reply)
+    here = await world.say(
+        "subscribe", platform="discord", tenant="g1", where="1", subject="all", channel="<#1>"
+    )
+    assert here.kind is ReplyKind.INFO
+    assert [s.channel for s in await world.store.subscriptions("discord", "g1")] == ["1"]
+    assert await world.store.subscriptions("discord", "") == []
+
+
 async def test_members_subscribe_only_their_direct_messages(world: World) -> None:
     member = await world.say(
         "subscribe", platform="discord", tenant="g1", admin=False, subject="acme"
