@@ -28,7 +28,7 @@ from bot.config import Settings
 from bot.context import CommandContext
 from bot.demo import Demo, demo_database, reset_database
 from bot.digests import DigestScheduler
-from bot.errors import StartupError
+from bot.errors import PlatformUnavailable, StartupError
 from bot.incidents import IncidentPolicy, IncidentTracker
 from bot.model import Catalog
 from bot.ops import OpsNotifier, parse_ops_channel
@@ -66,6 +66,7 @@ class App:
     digests: DigestScheduler | None = None
     ops: OpsNotifier | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _retries: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     async def create(cls, settings: Settings, *, demo: bool) -> App:
@@ -224,9 +225,19 @@ class App:
                 ) from None
         if self.probing is not None:
             await self.probing.start()
-        for adapter in self.adapters:
-            await adapter.start()
-            log.info("adapter started name=%s", adapter.name)
+        # Together, so one slow platform does not hold up another; one that cannot be reached
+        # now is retried in the background while the rest serve (a bad token still stops us).
+        results = await asyncio.gather(
+            *(a.start() for a in self.adapters), return_exceptions=True
+        )
+        for adapter, result in zip(self.adapters, results, strict=True):
+            if isinstance(result, PlatformUnavailable):
+                log.warning("adapter %s unavailable, retrying: %s", adapter.name, result)
+                self._retries.append(asyncio.create_task(self._keep_trying(adapter)))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                log.info("adapter started name=%s", adapter.name)
         if self.dispatcher is not None:
             await self.dispatcher.start()
         if self.demo is not None:
@@ -261,6 +272,22 @@ class App:
         finally:
             await self.close()
 
+    async def _keep_trying(self, adapter: Adapter) -> None:
+        delay = 5.0
+        while True:
+            await asyncio.sleep(delay)  # backoff between attempts to reach the platform
+            try:
+                await adapter.start()
+            except PlatformUnavailable as exc:
+                delay = min(300.0, delay * 2)
+                log.warning("adapter %s still unavailable: %s", adapter.name, exc)
+                continue
+            except StartupError:
+                log.exception("adapter %s cannot start", adapter.name)
+                return
+            log.info("adapter started name=%s (after retrying)", adapter.name)
+            return
+
     async def _incidents_job(self) -> None:
         assert self.incidents is not None
         try:
@@ -280,6 +307,8 @@ class App:
                 loop.add_signal_handler(sig, self._stopping.set)
 
     async def close(self) -> None:
+        for task in self._retries:
+            task.cancel()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         for adapter in reversed(self.adapters):

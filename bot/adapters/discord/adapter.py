@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -28,7 +28,7 @@ from bot.adapters.discord.limiter import GlobalLimiter
 from bot.adapters.discord.render import render_reply
 from bot.adapters.registry import AdapterDeps
 from bot.config import DiscordSettings
-from bot.errors import StartupError
+from bot.errors import PlatformUnavailable, StartupError
 from bot.reply import Reply
 from bot.spec import CommandSpec
 
@@ -41,6 +41,7 @@ NONCE_MAX = 25
 # Gives up on a send that Discord asks us to delay by more than this (discord.py's minimum is
 # 30 s); the outbox retries it later instead of holding a worker.
 MAX_RATELIMIT_WAIT = 30.0
+SEND_TIMEOUT = 35.0  # seconds one proactive send or edit may take, retries included
 
 
 def build(deps: AdapterDeps) -> Adapter:
@@ -110,6 +111,10 @@ class DiscordAdapter:
     async def start(self) -> None:
         if self._client is not None:
             return
+        # discord.py logs webhook URLs and raw INTERACTION_CREATE payloads at DEBUG, and both
+        # hold interaction tokens (valid 15 minutes): never let them reach our logs.
+        for name in ("discord.webhook", "discord.gateway", "discord.http"):
+            logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).level))
         point_at(self._settings.api_base, self._settings.gateway_url)
         client = make_client(
             self._handler,
@@ -174,13 +179,12 @@ class DiscordAdapter:
                     f"Discord refused the token in {self._settings.token_env}; "
                     "copy the bot token again from the developer portal"
                 ) from None
-            raise StartupError(
-                f"the Discord gateway at {self._settings.gateway_url} closed before READY: {exc}; "
-                "check [discord] gateway_url"
+            raise PlatformUnavailable(
+                f"the Discord gateway at {self._settings.gateway_url} closed before READY: {exc}"
             ) from None
-        raise StartupError(
-            f"no READY from the Discord gateway within {self._ready_timeout:.0f} s; "
-            "check [discord] gateway_url and the network"
+        raise PlatformUnavailable(
+            f"no READY from the Discord gateway within {self._ready_timeout:.0f} s "
+            f"({self._settings.gateway_url})"
         )
 
     # ---- Sender ----------------------------------------------------------------------------
@@ -263,10 +267,16 @@ async def _login(client: discord.Client, token: str, settings: DiscordSettings) 
             f"Discord refused the token in {settings.token_env}; "
             "copy the bot token again from the developer portal"
         ) from None
-    except (aiohttp.ClientError, OSError, discord.HTTPException) as exc:
+    except discord.HTTPException as exc:
+        if exc.status >= 500:
+            raise PlatformUnavailable(f"Discord answered {exc.status} at login") from None
         raise StartupError(
-            f"cannot log in to Discord at {settings.api_base} ({exc}); "
-            "check [discord] api_base and the network"
+            f"Discord refused the login at {settings.api_base} ({exc.status}: {exc.text}); "
+            "check [discord] api_base"
+        ) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise PlatformUnavailable(
+            f"cannot reach Discord at {settings.api_base} ({exc}); retrying"
         ) from None
 
 
@@ -325,20 +335,30 @@ def _snowflake(value: str, what: str) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _delivery(what: str) -> Any:
-    """Map Discord failures to DeliveryError: retry later (429, 5xx, network) or never (4xx)."""
+async def _delivery(what: str) -> AsyncIterator[None]:
+    """Map Discord failures to DeliveryError: retry later (429, 5xx, network) or never (4xx).
+
+    Bounded in time: discord.py retries 429s and 5xx inside one request for minutes, which
+    would hold an outbox worker; past SEND_TIMEOUT the outbox retries instead (the nonce makes
+    that resend safe).
+    """
     try:
-        yield
+        async with asyncio.timeout(SEND_TIMEOUT):
+            yield
     except discord.RateLimited as exc:
         raise DeliveryError(f"{what}: rate limited", retry_after=exc.retry_after) from exc
     except discord.HTTPException as exc:
         if exc.status == 429:
-            after = exc.response.headers.get("Retry-After")
             raise DeliveryError(
-                f"{what}: rate limited", retry_after=float(after) if after else None
+                f"{what}: rate limited", retry_after=_seconds(exc.response.headers)
             ) from exc
         if exc.status >= 500:
             raise DeliveryError(f"{what}: Discord error {exc.status}") from exc
+        if exc.status == 401:
+            # A revoked or rotated token is the bot's problem, not the message's: keep the
+            # alerts and try again once the operator fixed it, instead of dead-lettering all.
+            log.error("Discord rejects the bot token (401); alerts wait until it is fixed")
+            raise DeliveryError(f"{what}: Discord rejects the bot token", retry_after=60) from exc
         # 403 Missing Access/Permissions, 404 Unknown Channel, 400 bad payload: resending the
         # same message to the same place cannot succeed.
         raise DeliveryError(
@@ -347,3 +367,12 @@ async def _delivery(what: str) -> Any:
         ) from exc
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise DeliveryError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+def _seconds(headers: Any) -> float | None:
+    """Retry-After as seconds; None when missing or malformed (the outbox backs off itself)."""
+    try:
+        value = float(headers.get("Retry-After", ""))
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
