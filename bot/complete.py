@@ -52,8 +52,10 @@ class Completer:
         *,
         platform: str = "",
         tenant: str = "",
+        region: str | None = None,
         limit: int = MAX_CHOICES,
     ) -> list[Choice]:
+        """``region``: the user's own (from their locale), offered first when nothing is typed."""
         spec = self._specs.get(command)
         found = next((p for p in spec.params if p.name == param), None) if spec else None
         if found is None:
@@ -77,14 +79,16 @@ class Completer:
                 if folded in fold(p.value) or folded in fold(text(f"problem.{p.value}", lang))
             ][:limit]
         if kind is ParamKind.REGION:
-            return _regions(partial, lang, limit)
+            return _regions(partial, lang, limit, region)
         return []
 
 
-def _regions(partial: str, lang: str, limit: int) -> list[Choice]:
+def _regions(partial: str, lang: str, limit: int, mine: str | None) -> list[Choice]:
     exact = normalize_region(partial) if partial else None
     folded = fold(partial)
     codes = [exact] if exact else []
+    if not partial and mine and mine in ISO_CODES:
+        codes.append(mine)  # the region the command would pick by default, first
     pool = _COMMON_REGIONS + tuple(sorted(ISO_CODES - set(_COMMON_REGIONS)))
     for code in pool:
         if code in codes:

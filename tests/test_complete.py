@@ -63,3 +63,10 @@ def test_a_servers_own_services_are_offered_there_only_by_their_typed_key() -> N
     assert (
         completer.complete("isitdown", "service", "team w", platform="discord", tenant="g2") == []
     )
+
+
+def test_the_users_own_region_comes_first_even_outside_the_common_ones() -> None:
+    choices = _completer().complete("report", "region", "", region="KR")
+    assert choices[0].value == "KR" and len(choices) == MAX_CHOICES
+    typed = _completer().complete("report", "region", "jap", region="KR")
+    assert typed[0].value == "JP"  # what is typed wins

@@ -40,6 +40,7 @@ class Complete(Protocol):
         *,
         platform: str = "",
         tenant: str = "",
+        region: str | None = None,
     ) -> list[Choice]: ...
 
 

@@ -76,7 +76,8 @@ class InteractionHandler:
     async def on_autocomplete(
         self, interaction: discord.Interaction[Any], spec: CommandSpec, param: Param, current: str
     ) -> list[app_commands.Choice[str]]:
-        # In memory and fast: answered well inside the 3 s autocomplete deadline.
+        # In memory and fast: answered well inside the 3 s autocomplete deadline. With nothing
+        # typed, the region of the user's Discord locale comes first (the command's default).
         found = self._complete(
             spec.name,
             param.name,
@@ -84,12 +85,8 @@ class InteractionHandler:
             discord_lang(interaction.locale),
             platform="discord",
             tenant=str(interaction.guild_id or ""),
+            region=region_from_locale(interaction.locale.value),
         )
-        if param.kind is ParamKind.REGION and not current.strip():
-            # Nothing typed yet: offer the region of the user's Discord locale first, the one
-            # the command would pick by default.
-            mine = region_from_locale(interaction.locale.value)
-            found.sort(key=lambda c: c.value != mine)
         return [
             app_commands.Choice(name=c.name[:CHOICE_MAX], value=c.value)
             for c in found
