@@ -1,6 +1,6 @@
 """``python -m benchmarks [--quick] [--only NAME] [--output PATH]``.
 
-NAME: verdict, import, storage, detect, probe or schedule.
+NAME: one of NAMES below (verdict, import, storage, detect, probe, schedule, alert).
 
 Prints each benchmark's tables to stdout (progress goes to stderr) and writes a Markdown report:
 ``benchmarks/RESULTS.md`` in full mode, ``benchmarks/data/RESULTS-quick.md`` in quick mode so a
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import (
+    alert_bench,
     detect_bench,
     import_bench,
     probe_bench,
@@ -29,6 +30,9 @@ from .common import BENCH_DIR, Section, code_version, data_dir, describe_machine
 from .results import save_section, write_results
 
 
+NAMES = ("verdict", "import", "storage", "detect", "probe", "schedule", "alert")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
@@ -36,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--only",
-        choices=("verdict", "import", "storage", "detect", "probe", "schedule"),
+        choices=NAMES,
         help="run one benchmark",
     )
     parser.add_argument("--output", type=Path, help="where to write the Markdown report")
@@ -55,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The bot's modules are imported once, now; bot/ may change later (other people work in
     # this tree). In-process figures use the code loaded now; subprocesses load it from disk.
     code = code_version()
-    for name in ("verdict", "import", "storage", "detect", "probe", "schedule"):
+    for name in NAMES:
         if args.only in (None, name):
             started = time.perf_counter()
             section = _run(name, quick=args.quick)
@@ -89,6 +93,8 @@ def _run(name: str, *, quick: bool) -> Section:
         return asyncio.run(detect_bench.run(detect_bench.QUICK if quick else detect_bench.FULL))
     if name == "probe":
         return probe_bench.run(probe_bench.QUICK if quick else probe_bench.FULL)
+    if name == "alert":
+        return alert_bench.run(alert_bench.QUICK if quick else alert_bench.FULL)
     if name == "schedule":
         return schedule_bench.run(schedule_bench.QUICK if quick else schedule_bench.FULL)
     return import_bench.run(import_bench.QUICK if quick else import_bench.FULL)
