@@ -1,6 +1,6 @@
 """``python -m benchmarks [--quick] [--only NAME] [--output PATH]``.
 
-NAME: one of NAMES below (verdict, import, storage, detect, probe, schedule, alert).
+NAME: one of NAMES below (verdict, import, storage, detect, probe, schedule, alert, slack).
 
 Prints each benchmark's tables to stdout (progress goes to stderr) and writes a Markdown report:
 ``benchmarks/RESULTS.md`` in full mode, ``benchmarks/data/RESULTS-quick.md`` in quick mode so a
@@ -22,6 +22,7 @@ from . import (
     import_bench,
     probe_bench,
     schedule_bench,
+    slack_bench,
     storage_growth,
     verdict_bench,
     verdict_data,
@@ -30,7 +31,7 @@ from .common import BENCH_DIR, Section, code_version, data_dir, describe_machine
 from .results import save_section, write_results
 
 
-NAMES = ("verdict", "import", "storage", "detect", "probe", "schedule", "alert")
+NAMES = ("verdict", "import", "storage", "detect", "probe", "schedule", "alert", "slack")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +94,8 @@ def _run(name: str, *, quick: bool) -> Section:
         return asyncio.run(detect_bench.run(detect_bench.QUICK if quick else detect_bench.FULL))
     if name == "probe":
         return probe_bench.run(probe_bench.QUICK if quick else probe_bench.FULL)
+    if name == "slack":
+        return slack_bench.run(slack_bench.QUICK if quick else slack_bench.FULL)
     if name == "alert":
         return alert_bench.run(alert_bench.QUICK if quick else alert_bench.FULL)
     if name == "schedule":

@@ -1,4 +1,5 @@
-"""The command line: ``outagebot run | status | import | check-config | discord-sync``.
+"""The command line: ``outagebot run | status | import | check-config | discord-sync``, and
+``slack-manifest``.
 
 Exit codes: 0 success, 1 the command ran but failed (bad import file, unknown service), 2 the
 configuration or the command line is wrong. Messages go to stderr and say what to change.
@@ -117,6 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="register the slash commands with Discord now ([discord] guild_ids, else global)",
     )
+    slack = sub.add_parser(
+        "slack-manifest",
+        parents=[common],
+        help="print the Slack app manifest (JSON) generated from the commands",
+    )
+    slack.add_argument(
+        "--mode", choices=("socket", "http"), default=None, help="default: [slack] mode"
+    )
+    slack.add_argument(
+        "--request-url",
+        metavar="URL",
+        help="HTTP mode: the public https URL Slack posts to (ends in /slack/events)",
+    )
+    slack.add_argument("--name", default="outagebot", help="the app's name in Slack")
     return parser
 
 
@@ -141,6 +156,7 @@ def main(argv: Sequence[str]) -> int:
         "agent": _agent,
         "check-config": _check_config,
         "discord-sync": _discord_sync,
+        "slack-manifest": _slack_manifest,
     }[args.command]
     from bot.store.schema import SchemaMismatch, SchemaTooNew
 
@@ -151,6 +167,24 @@ def main(argv: Sequence[str]) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _slack_manifest(settings: Settings, args: argparse.Namespace, path: Path) -> int:
+    from bot.adapters.slack.manifest import build_manifest
+    from commands import COMMANDS
+
+    mode = args.mode or settings.slack.mode
+    if mode == "http" and not args.request_url:
+        print(
+            "outagebot: slack-manifest in HTTP mode needs --request-url "
+            "(the public https URL of POST /slack/events)",
+            file=sys.stderr,
+        )
+        return 2
+    specs = {name: module.SPEC for name, module in COMMANDS.items()}
+    manifest = build_manifest(specs, mode=mode, request_url=args.request_url, name=args.name)
+    print(json.dumps(manifest, indent=2, ensure_ascii=False))
+    return 0
 
 
 def _probe(settings: Settings, args: argparse.Namespace, path: Path) -> int:

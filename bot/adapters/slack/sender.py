@@ -1,0 +1,169 @@
+"""Proactive messages (alerts, digests): chat.postMessage and chat.update within Slack's limits.
+
+Slack allows about one message per second per channel (short bursts pass) and answers 429 with
+``Retry-After`` beyond it. A per-channel limiter keeps us under it; slack-sdk's rate-limit retry
+handler absorbs short waits; anything longer becomes a ``DeliveryError`` with ``retry_after`` for
+the outbox, which owns retries measured in minutes (bot/adapters/base.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import ClientError
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.adapters.base import DeliveryError, Sent
+from bot.adapters.slack.render import SlackMessage, render_reply
+from bot.adapters.slack.uploads import ChartUploader
+from bot.reply import Reply
+
+__all__ = ["ChannelLimiter", "SlackSender", "delivery_error"]
+
+log = logging.getLogger(__name__)
+
+# Errors that no retry can fix: the channel, the token or the message itself is wrong.
+_PERMANENT = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "no_permission",
+        "restricted_action",
+        "msg_too_long",
+        "invalid_blocks",
+        "invalid_arguments",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "team_access_not_granted",
+    }
+)
+
+
+class ChannelLimiter:
+    """About ``rate`` messages per second per channel, allowing bursts of ``burst``.
+
+    A generic cell-rate algorithm: each channel keeps the time its next message is due. A send
+    that would wait longer than ``max_wait`` is refused with the wait as ``retry_after``, so a
+    flood into one channel never holds the outbox for minutes.
+    """
+
+    def __init__(
+        self,
+        *,
+        rate: float = 1.0,
+        burst: int = 3,
+        max_wait: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._interval = 1.0 / rate
+        self._tolerance = (burst - 1) * self._interval
+        self._max_wait = max_wait
+        self._clock = clock
+        self._sleep = sleep
+        self._due: dict[str, float] = {}
+
+    async def acquire(self, channel: str) -> None:
+        now = self._clock()
+        due = max(self._due.get(channel, now), now)
+        wait = due - self._tolerance - now
+        if wait > self._max_wait:
+            raise DeliveryError(f"channel {channel} is sending too fast", retry_after=wait)
+        self._due[channel] = due + self._interval
+        if len(self._due) > 10_000:
+            self._due = {c: d for c, d in self._due.items() if d > now}
+        if wait > 0:
+            await self._sleep(wait)
+
+
+def delivery_error(exc: Exception, what: str) -> DeliveryError:
+    """A Slack failure as the outbox needs it: when to retry, or that retrying cannot help."""
+    if isinstance(exc, SlackApiError):
+        status = exc.response.status_code
+        code = str(exc.response.get("error", "unknown"))
+        if status == 429 or code == "ratelimited":
+            raw = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+            retry_after = _seconds(raw)
+            return DeliveryError(f"{what}: rate limited", retry_after=retry_after)
+        permanent = code in _PERMANENT or (400 <= status < 500 and status != 408)
+        return DeliveryError(f"{what}: {code} (HTTP {status})", permanent=permanent)
+    return DeliveryError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _seconds(raw: object) -> float | None:
+    if isinstance(raw, list):
+        raw = raw[0] if raw else None
+    try:
+        return float(str(raw)) if raw is not None else None
+    except ValueError:
+        return None
+
+
+class SlackSender:
+    """Implements ``bot.adapters.base.Sender`` for Slack."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        uploader: ChartUploader,
+        limiter: ChannelLimiter | None = None,
+    ) -> None:
+        self._client = client
+        self._uploader = uploader
+        self._limiter = limiter or ChannelLimiter()
+
+    async def send(
+        self,
+        channel: str,
+        reply: Reply,
+        *,
+        key: str,
+        thread_of: str | None = None,
+        lang: str = "en",
+    ) -> Sent:
+        message = await self._render(reply, lang)
+        await self._limiter.acquire(channel)
+        try:
+            response = await self._client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread_of,
+                # Slack has no idempotency key; the key rides along in the message metadata so
+                # an operator (or a later reconciliation) can tell which outbox row it was.
+                metadata={"event_type": "outagebot_delivery", "event_payload": {"key": key}},
+                unfurl_links=False,
+                unfurl_media=False,
+                **message.payload(),
+            )
+        except (SlackApiError, ClientError, TimeoutError) as exc:
+            raise delivery_error(exc, f"chat.postMessage to {channel}") from exc
+        ts = response.get("ts")
+        if not isinstance(ts, str):
+            raise DeliveryError(f"chat.postMessage to {channel}: no ts in the answer")
+        return Sent(channel=str(response.get("channel") or channel), message_id=ts)
+
+    async def edit(self, sent: Sent, reply: Reply, *, lang: str = "en") -> None:
+        message = await self._render(reply, lang)
+        await self._limiter.acquire(sent.channel)
+        try:
+            await self._client.chat_update(
+                channel=sent.channel, ts=sent.message_id, **message.payload()
+            )
+        except (SlackApiError, ClientError, TimeoutError) as exc:
+            raise delivery_error(exc, f"chat.update in {sent.channel}") from exc
+
+    async def _render(self, reply: Reply, lang: str) -> SlackMessage:
+        file_id = await self._uploader.file_id(reply.chart) if reply.chart is not None else None
+        return render_reply(reply, lang, chart_file_id=file_id)

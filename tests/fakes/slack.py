@@ -1,0 +1,305 @@
+"""A local Slack for tests and benchmarks: Web API, response_url, file uploads and Socket Mode.
+
+One aiohttp server on 127.0.0.1 and an ephemeral port speaks the parts of Slack's protocol the
+adapter uses (PROTOCOLS.md), and records every request so tests assert on what the real
+slack-bolt and slack-sdk sent. Nothing here is a test switch in production code: the adapter is
+pointed at it with ``[slack] api_base`` like any Slack-compatible server.
+
+Scripting: ``script(method, Scripted(...))`` queues answers (a 429 storm, an error) that are
+used before the normal answer. Waiting: ``await wait_for(predicate)`` wakes on every request, so
+tests never sleep to synchronise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+__all__ = ["Call", "FakeSlack", "Scripted"]
+
+RESPONSE_URL_USES = 5  # Slack: at most 5 uses within 30 minutes
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One Web API request as the fake saw it."""
+
+    method: str
+    args: dict[str, Any]
+    token: str | None
+    at: float  # time.monotonic() on arrival
+
+
+@dataclass(frozen=True, slots=True)
+class Scripted:
+    """A canned answer: HTTP status, JSON body and headers."""
+
+    status: int = 200
+    body: dict[str, Any] = field(default_factory=lambda: {"ok": True})
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def rate_limited(cls, retry_after: int) -> Scripted:
+        return cls(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+
+    @classmethod
+    def error(cls, code: str) -> Scripted:
+        return cls(200, {"ok": False, "error": code})
+
+
+class FakeSlack:
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-test-token",
+        app_token: str = "xapp-test-token",
+        team: str = "T0001",
+        bot_user: str = "UBOT",
+    ) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.team = team
+        self.bot_user = bot_user
+        self.users: dict[str, dict[str, Any]] = {}
+        self.calls: list[Call] = []
+        self.responses: dict[str, list[dict[str, Any]]] = {}  # response_url token -> bodies
+        self.response_statuses: list[int] = []
+        self.arrivals: dict[str, float] = {}  # response_url token -> perf_counter() of 1st use
+        self.uploads: dict[str, bytes] = {}
+        self.acks: dict[str, dict[str, Any]] = {}  # Socket Mode envelope id -> ack frame
+        self.socket_connected = asyncio.Event()
+        self.socket_connections = 0
+        self._scripts: dict[str, list[Scripted]] = {}
+        self._changed = asyncio.Condition()
+        self._ids = itertools.count(1)
+        self._sockets: list[web.WebSocketResponse] = []
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_post("/response/{token}", self._response)
+        app.router.add_get("/socket", self._socket)
+        self._app = app
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> FakeSlack:
+        self._runner = web.AppRunner(self._app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.base}/api/"
+
+    # ---- helpers for tests -------------------------------------------------------------------
+
+    def add_user(self, user_id: str, **fields: Any) -> None:
+        """users.info data for ``user_id``; defaults: a plain member in New York, en-US."""
+        self.users[user_id] = {
+            "id": user_id,
+            "team_id": self.team,
+            "name": user_id.lower(),
+            "tz": "America/New_York",
+            "locale": "en-US",
+            "is_admin": False,
+            "is_owner": False,
+            "is_restricted": False,
+            "is_ultra_restricted": False,
+            **fields,
+        }
+
+    def response_url(self) -> str:
+        token = f"r{next(self._ids)}"
+        self.responses[token] = []
+        return f"{self.base}/response/{token}"
+
+    def used(self, url: str) -> list[dict[str, Any]]:
+        """The messages posted to ``url`` so far."""
+        return self.responses[url.rsplit("/", 1)[1]]
+
+    def exhaust(self, url: str) -> None:
+        """Use up ``url`` as five earlier answers would have."""
+        self.responses[url.rsplit("/", 1)[1]].extend({} for _ in range(RESPONSE_URL_USES))
+
+    def script(self, method: str, *answers: Scripted) -> None:
+        self._scripts.setdefault(method, []).extend(answers)
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+
+    async def send_envelope(
+        self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool = False
+    ) -> str:
+        """Push a Socket Mode envelope to the connected client; returns its envelope id."""
+        await asyncio.wait_for(self.socket_connected.wait(), 10)
+        envelope_id = f"env-{next(self._ids)}"
+        frame = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+            "retry_attempt": 0,
+            "retry_reason": "",
+        }
+        await self._sockets[-1].send_str(json.dumps(frame))
+        return envelope_id
+
+    async def refresh_socket(self) -> None:
+        """Ask the client to reconnect, as Slack does every few hours."""
+        disconnect = {"type": "disconnect", "reason": "refresh_requested"}
+        await self._sockets[-1].send_str(json.dumps(disconnect))
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # ---- Web API -------------------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args: dict[str, Any] = dict(request.query)
+        if request.can_read_body:
+            if request.content_type == "application/json":
+                args.update(await request.json())
+            else:
+                args.update(await request.post())
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token")
+        self.calls.append(Call(method, args, token, time.monotonic()))
+        await self._notify()
+        queued = self._scripts.get(method)
+        if queued:
+            answer = queued.pop(0)
+            return _json(answer.body, answer.status, answer.headers)
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
+            return _json({"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return _json({"ok": False, "error": "unknown_method"})
+        return _json(handler(args))
+
+    def _ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ids):06d}"
+
+    def _m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://fake.slack.invalid/",
+            "team": "Fake",
+            "user": "outagebot",
+            "team_id": self.team,
+            "user_id": self.bot_user,
+            "bot_id": "B0001",
+            "is_enterprise_install": False,
+        }
+
+    def _m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = self.users.get(str(args.get("user")))
+        return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+
+    def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        ts = self._ts()
+        return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": {"ts": ts}}
+
+    def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "message_ts": self._ts()}
+
+    def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
+
+    def _m_views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "view": {"id": f"V{next(self._ids)}"}}
+
+    def _m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        file_id = f"F{next(self._ids):06d}"
+        return {"ok": True, "upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        files = args.get("files")
+        listed = json.loads(files) if isinstance(files, str) else files or []
+        missing = [f["id"] for f in listed if f["id"] not in self.uploads]
+        if missing:
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in listed]}
+
+    def _m_apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}
+
+    # ---- uploads and response_url --------------------------------------------------------------
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        data = await request.read()
+        self.uploads[request.match_info["file_id"]] = data
+        await self._notify()
+        return web.Response(text=f"OK - {len(data)}")
+
+    async def _response(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        uses = self.responses.get(token)
+        body = await request.json()
+        if uses is None or len(uses) >= RESPONSE_URL_USES:
+            status = 404  # Slack: used_url / expired_url
+        else:
+            uses.append(body)
+            self.arrivals.setdefault(token, time.perf_counter())
+            status = 200
+        self.response_statuses.append(status)
+        await self._notify()
+        return web.Response(status=status, text="ok" if status == 200 else "used_url")
+
+    # ---- Socket Mode ---------------------------------------------------------------------------
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()  # answers pings itself (autoping)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1}))
+        self.socket_connections += 1
+        self.socket_connected.set()
+        await self._notify()
+        async for message in ws:
+            if message.type is WSMsgType.TEXT:
+                frame = json.loads(message.data)
+                if "envelope_id" in frame:
+                    self.acks[frame["envelope_id"]] = frame
+                    await self._notify()
+        self._sockets.remove(ws)
+        return ws
+
+
+def _json(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    # Slack answers "application/json; charset=utf-8"; slack-sdk accepts either.
+    return web.json_response(body, status=status, headers=headers)

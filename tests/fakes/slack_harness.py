@@ -1,0 +1,184 @@
+"""A real bot behind the real Slack adapter, wired to the local Slack (tests/fakes/slack.py).
+
+The router, store (SQLite in a temp dir) and commands are the production ones; only Slack is
+fake. In HTTP mode the adapter's route lives on an aiohttp app served on 127.0.0.1:0, as it would
+on the bot's API listener.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from fakes.slack import FakeSlack
+from fakes.slack_requests import signed_headers
+
+from bot.adapters.base import Dispatch
+from bot.adapters.registry import AdapterDeps
+from bot.adapters.slack.adapter import SlackAdapter, build
+from bot.config import parse_settings
+from bot.context import CommandContext
+from bot.model import Catalog, Service, Target, to_epoch
+from bot.resolve import Resolver
+from bot.router import Router
+from bot.store import ImportBatch, ProbeRow, ReportRow, StatusRow, Store, WorksForMeRow
+from bot.verdicts import VerdictService
+from commands import COMMANDS
+
+NOW = datetime(2022, 12, 28, 21, 30, tzinfo=UTC)
+SECRET = "test-signing-secret"
+CATALOG = Catalog(
+    (
+        Service(
+            "twitter",
+            "Twitter / X",
+            ("x",),
+            (Target("web", "https://x.invalid/"), Target("api", "https://api.x.invalid/")),
+        ),
+        Service("github", "GitHub", ("gh",), (Target("web", "https://gh.invalid/"),)),
+        Service("steam", "Steam", (), (Target("web", "https://steam.invalid/"),)),
+    )
+)
+SPECS = {name: module.SPEC for name, module in COMMANDS.items()}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def open_router(tmp_path: Path) -> Router:
+    settings = parse_settings({"bot": {"default_region": "US"}, "reports": {"min_reports": 5}})
+    store = await Store.open(tmp_path / "slack.db", CATALOG)
+    ctx = CommandContext(
+        settings=settings,
+        catalog=CATALOG,
+        store=store,
+        resolver=Resolver(CATALOG),
+        verdicts=VerdictService(store, settings),
+        clock=Clock(),
+    )
+    return Router(ctx, COMMANDS)
+
+
+async def seed_user_reports(store: Store) -> None:
+    """Probes pass everywhere while hundreds of users report the website (as on 2022-12-28)."""
+    sid = store.service_id("twitter")
+    assert sid is not None
+    t0 = to_epoch(NOW)
+    batch = ImportBatch()
+    for region, website, app in (("US", 200, 15), ("JP", 50, 5), ("GB", 30, 0)):
+        batch.reports += [
+            ReportRow(sid, t0 - 60 - i, region, "website", "import", "", f"{region}w{i}")
+            for i in range(website)
+        ]
+        batch.reports += [
+            ReportRow(sid, t0 - 60 - i, region, "app", "import", "", f"{region}a{i}")
+            for i in range(app)
+        ]
+    batch.works_for_me += [
+        WorksForMeRow(sid, t0 - 120 - i, "FR", "import", "", f"fr{i}") for i in range(3)
+    ]
+    batch.probes += [
+        ProbeRow(sid, target, region, (t0 - 30 - k * 30) * 1000, True, 200, 80.0 + k, None)
+        for region in ("US", "JP", "GB", "FR")
+        for target in ("web", "api")
+        for k in range(5)
+    ]
+    batch.status.append(StatusRow(sid, t0 - 600, "none", "All Systems Operational"))
+    await store.import_batch(batch, 3600)
+
+
+def slack_settings(fake: FakeSlack, mode: str = "http", **slack: Any) -> Any:
+    return parse_settings(
+        {"slack": {"enabled": True, "mode": mode, "api_base": fake.api_base, **slack}}
+    )
+
+
+def environ(fake: FakeSlack) -> dict[str, str]:
+    return {
+        "SLACK_BOT_TOKEN": fake.bot_token,
+        "SLACK_APP_TOKEN": fake.app_token,
+        "SLACK_SIGNING_SECRET": SECRET,
+    }
+
+
+@dataclass
+class SlackBot:
+    """The adapter under test, its web listener (HTTP mode) and a client to post to it."""
+
+    fake: FakeSlack
+    router: Router
+    adapter: SlackAdapter
+    runner: web.AppRunner | None = None
+    port: int = 0
+    session: aiohttp.ClientSession = field(default_factory=aiohttp.ClientSession)
+
+    @property
+    def events_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/slack/events"
+
+    async def post(
+        self, body: str, *, headers: Mapping[str, str] | None = None, json_body: bool = False
+    ) -> tuple[int, str]:
+        """POST ``body`` to /slack/events, correctly signed unless ``headers`` are given."""
+        content_type = "application/json" if json_body else None
+        sent = (
+            dict(headers)
+            if headers is not None
+            else signed_headers(SECRET, body, content_type=content_type)
+        )
+        async with self.session.post(self.events_url, data=body.encode(), headers=sent) as resp:
+            return resp.status, await resp.text()
+
+    async def close(self) -> None:
+        await self.adapter.stop()
+        await self.session.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        await self.router.ctx.store.close()
+
+
+async def start_bot(
+    tmp_path: Path,
+    fake: FakeSlack,
+    *,
+    mode: str = "http",
+    dispatch: Dispatch | None = None,
+    **slack: Any,
+) -> SlackBot:
+    """The adapter on the real router, unless ``dispatch`` replaces it (to hold a command)."""
+    router = await open_router(tmp_path)
+    web_app = web.Application(client_max_size=64 * 1024)
+    adapter = build(
+        AdapterDeps(
+            settings=slack_settings(fake, mode, **slack),
+            dispatch=dispatch or router.dispatch,
+            complete=lambda *_: [],
+            specs=SPECS,
+            environ=environ(fake),
+            web_app=web_app,
+        )
+    )
+    assert isinstance(adapter, SlackAdapter)
+    bot = SlackBot(fake, router, adapter)
+    if mode == "http":
+        bot.runner = web.AppRunner(web_app, access_log=None)
+        await bot.runner.setup()
+        site = web.TCPSite(bot.runner, "127.0.0.1", 0)
+        await site.start()
+        bot.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        await adapter.start()
+    except BaseException:
+        await bot.close()
+        raise
+    return bot
