@@ -30,7 +30,6 @@ from . import (
 from .common import BENCH_DIR, Section, code_version, data_dir, describe_machine, progress
 from .results import save_section, write_results
 
-
 NAMES = ("verdict", "import", "storage", "detect", "probe", "schedule", "alert", "slack")
 
 
