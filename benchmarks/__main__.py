@@ -1,6 +1,6 @@
 """``python -m benchmarks [--quick] [--only NAME] [--output PATH]``.
 
-NAME: one of NAMES below (verdict, import, storage, detect, probe, schedule, alert, slack).
+NAME: one of NAMES below (verdict, import, storage, detect, probe, schedule, alert, slack, discord).
 
 Prints each benchmark's tables to stdout (progress goes to stderr) and writes a Markdown report:
 ``benchmarks/RESULTS.md`` in full mode, ``benchmarks/data/RESULTS-quick.md`` in quick mode so a
@@ -19,6 +19,7 @@ from pathlib import Path
 from . import (
     alert_bench,
     detect_bench,
+    discord_bench,
     import_bench,
     probe_bench,
     schedule_bench,
@@ -30,7 +31,7 @@ from . import (
 from .common import BENCH_DIR, Section, code_version, data_dir, describe_machine, progress
 from .results import save_section, write_results
 
-NAMES = ("verdict", "import", "storage", "detect", "probe", "schedule", "alert", "slack")
+NAMES = ("verdict", "import", "storage", "detect", "probe", "schedule", "alert", "slack", "discord")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress(f"{name}: done in {time.perf_counter() - started:,.0f} s")
             section.facts.append(f"Code: {code}, loaded when the run started")
             now = code_version()
-            if name in ("import", "detect", "probe", "schedule") and now != code:
+            if name in ("import", "detect", "probe", "schedule", "discord") and now != code:
                 section.facts.append(
                     f"WARNING: bot/ changed during this run (now {now}): the CLI subprocesses "
                     "may have run other code than the in-process paths. Run it again."
@@ -93,12 +94,14 @@ def _run(name: str, *, quick: bool) -> Section:
         return asyncio.run(detect_bench.run(detect_bench.QUICK if quick else detect_bench.FULL))
     if name == "probe":
         return probe_bench.run(probe_bench.QUICK if quick else probe_bench.FULL)
-    if name == "slack":
-        return slack_bench.run(slack_bench.QUICK if quick else slack_bench.FULL)
     if name == "alert":
         return alert_bench.run(alert_bench.QUICK if quick else alert_bench.FULL)
     if name == "schedule":
         return schedule_bench.run(schedule_bench.QUICK if quick else schedule_bench.FULL)
+    if name == "slack":
+        return slack_bench.run(slack_bench.QUICK if quick else slack_bench.FULL)
+    if name == "discord":
+        return discord_bench.run(discord_bench.QUICK if quick else discord_bench.FULL)
     return import_bench.run(import_bench.QUICK if quick else import_bench.FULL)
 
 

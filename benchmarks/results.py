@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .common import Machine, Section, data_dir
 
-ORDER = ("verdict", "import", "storage", "detect", "probe", "schedule", "alert", "slack")
+ORDER = ("verdict", "import", "storage", "detect", "probe", "schedule", "alert", "slack", "discord")
 
 
 def stamp(section: Section, command: str) -> str:
