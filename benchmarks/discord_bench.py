@@ -15,8 +15,10 @@ service outside the measured set (start-up: imports, matplotlib, the store's cac
 N INTERACTION_CREATE events at once and waits up to 15 s for every answer. Per interaction:
 acknowledgement = dispatch (just before the frame is written to the gateway) to the interaction
 callback (the defer) reaching the local Discord; answer = dispatch to the followup carrying the
-embed and the chart file reaching it. The measured services' charts and verdicts are cold in every
-round: a burst at the start of an outage is the case the targets are about.
+verdict's embed reaching it; chart attached = dispatch to the request carrying the chart file (the
+bot answers first and attaches the chart by editing the answer). The measured services' charts
+and verdicts are cold in every round: a burst at the start of an outage is the case the targets
+are about.
 
 Targets (issue 4): acknowledgement p99 < 500 ms, answer from stored evidence p99 < 1 s, judged on
 the median of the per-round p99s. Set OUTAGEBOT_BENCH_PROFILE to a folder to run the bot under
@@ -136,8 +138,11 @@ async def _fake_main(conn: Connection) -> None:
         fake.requests.clear()
         cpu = time.process_time()
         fired = await asyncio.gather(*(fake.slash("isitdown", {"service": s}) for s in services))
+        def answered_with_chart(i: Any) -> bool:
+            return bool(i.followups) and bool(fake.messages[i.followups[0]["id"]].get("files"))
+
         with contextlib.suppress(TimeoutError):
-            await fake.wait_for(lambda: all(i.followups for i in fired), ANSWER_TIMEOUT)
+            await fake.wait_for(lambda: all(map(answered_with_chart, fired)), ANSWER_TIMEOUT)
         await asyncio.sleep(0.2)  # let late refusals and stray requests land before counting
         conn.send(
             {
@@ -161,6 +166,7 @@ def _records(fake: Any, fired: Sequence[Any]) -> list[dict[str, Any]]:
             "ack_status": None,
             "answer": None,
             "answer_status": None,
+            "chart": None,
             "embed": False,
             "file": False,
             "statuses": [],
@@ -179,11 +185,15 @@ def _records(fake: Any, fired: Sequence[Any]) -> list[dict[str, Any]]:
         if parts[0] == "interactions":
             if rec["ack"] is None:
                 rec["ack"], rec["ack_status"] = req.at, req.status
-        elif rec["answer"] is None and req.method in ("POST", "PATCH") and req.status < 300:
+        elif req.method in ("POST", "PATCH") and req.status < 300:
             body = req.body or {}
-            rec["answer"], rec["answer_status"] = req.at, req.status
-            rec["embed"] = bool(body.get("embeds"))
-            rec["file"] = bool(req.files)
+            # The answer is the verdict's embed; its chart may come with it or in a later edit.
+            if rec["answer"] is None and body.get("embeds"):
+                rec["answer"], rec["answer_status"] = req.at, req.status
+                rec["embed"] = True
+            if rec["chart"] is None and req.files:
+                rec["chart"] = req.at
+                rec["file"] = True
     return list(out.values())
 
 
@@ -316,6 +326,7 @@ class _Round:
     number: int
     acks: list[float]  # ms, inf when there was none
     answers: list[float]  # ms, inf when there was none within ANSWER_TIMEOUT
+    charts: list[float]  # ms until the chart file arrived (with the answer or by an edit)
     failures: int
     failure_notes: list[str]
     bot_cpu: float
@@ -391,12 +402,13 @@ def _summarise(
     warm_seconds: float,
     load: float,
 ) -> _Round:
-    acks, answers, notes = [], [], []
+    acks, answers, charts, notes = [], [], [], []
     failures = 0
     for rec in result["records"]:
         created = rec["created"]
         ack = (rec["ack"] - created) * 1000 if rec["ack"] is not None else math.inf
         answer = (rec["answer"] - created) * 1000 if rec["answer"] is not None else math.inf
+        chart = (rec["chart"] - created) * 1000 if rec["chart"] is not None else math.inf
         bad = [s for s in rec["statuses"] if not 200 <= s < 300]
         problem = ""
         if rec["ack"] is None:
@@ -412,6 +424,7 @@ def _summarise(
             notes.append(problem)
         acks.append(ack)
         answers.append(answer if answer <= ANSWER_TIMEOUT * 1000 else math.inf)
+        charts.append(chart if chart <= ANSWER_TIMEOUT * 1000 else math.inf)
     if result["invalid"]:
         notes.append(f"payloads refused by the local Discord: {result['invalid']}")
     return _Round(
@@ -419,6 +432,7 @@ def _summarise(
         number=number,
         acks=acks,
         answers=answers,
+        charts=charts,
         failures=failures,
         failure_notes=sorted(set(notes)),
         bot_cpu=bot_cpu,
@@ -487,7 +501,9 @@ def _section(
         f"{evidence}, imported in {import_seconds:.1f} s",
         "acknowledgement: dispatch (the frame about to be written to the gateway) to the "
         "interaction callback (the defer) reaching the local Discord; answer: dispatch to the "
-        "followup with the embed and the chart file reaching it (the local Discord's clock)",
+        "followup with the verdict's embed reaching it; chart attached: to the request carrying "
+        "the chart file (the bot sends the verdict first and attaches the chart by editing it; "
+        "the local Discord's clock)",
         f"Failure: no acknowledgement, no answer within {ANSWER_TIMEOUT:.0f} s, a non-2xx "
         "answer to any of its requests, or an answer without the embed or the chart file; "
         "missing times count as infinite in the percentiles",
@@ -536,6 +552,7 @@ def _table(rounds: list[_Round]) -> Table:
             "answer p95",
             "answer p99",
             "answer max",
+            "chart attached median / p99",
             "failures",
             "bot CPU s (÷ wall)",
             "load avg",
@@ -546,6 +563,7 @@ def _table(rounds: list[_Round]) -> Table:
             f"{r.mix} / {r.number}",
             *(_ms(quantile(r.acks, q)) for q in (0.5, 0.95, 0.99, 1.0)),
             *(_ms(quantile(r.answers, q)) for q in (0.5, 0.95, 0.99, 1.0)),
+            f"{_ms(quantile(r.charts, 0.5))} / {_ms(quantile(r.charts, 0.99))}",
             f"{r.failures} of {len(r.acks)}",
             f"{r.bot_cpu:.2f} ({r.bot_cpu / r.wall:.2f})" if r.wall else f"{r.bot_cpu:.2f}",
             f"{r.load:.2f}",

@@ -240,12 +240,18 @@ async def test_isitdown_defers_then_follows_up_with_embed_chart_and_buttons(
         assert interaction.callback_types == [5]  # deferred: "outagebot is thinking..."
         (message,) = interaction.followups
         assert message["id"] == interaction.original["id"]  # it replaced the placeholder
-        stored = h.fake.messages[message["id"]]
+        # The verdict first, without its picture; the chart is attached by an edit after.
+        assert "image" not in wire_embed(message) and not message["attachments"]
+        stored = await h.fake.wait_for(
+            lambda: (
+                h.fake.messages[message["id"]] if h.fake.messages[message["id"]]["files"] else None
+            )
+        )
         (chart,) = stored["files"]
         assert chart[0] == "chart.png" and chart[1].startswith(b"\x89PNG")
         assert stored["allowed_mentions"] == {"parse": []}
         assert not stored["flags"] & p.EPHEMERAL
-        embed = wire_embed(message)
+        embed = wire_embed(stored)
         assert embed["image"] == {"url": "attachment://chart.png"}
         assert embed["color"] == 0xF59F00  # user reports: amber
         assert embed["title"].startswith("User reports: Probes pass, but users report problems")

@@ -157,6 +157,16 @@ class InteractionHandler:
                 running.cancel()
             _log_http_failure(inv, exc)
 
+    async def _attach_chart(self, interaction: discord.Interaction[Any], payload: Payload) -> None:
+        edit = await _chart_edit(payload, self._charts)
+        if edit is None:
+            return
+        try:
+            await interaction.edit_original_response(**edit)
+        except discord.HTTPException as exc:
+            # The verdict is already there; a picture that cannot follow is only logged.
+            log.warning("chart not attached status=%s code=%s", exc.status, exc.code)
+
     async def _run(self, inv: Invocation) -> Reply:
         try:
             return await self._dispatch(inv)
@@ -168,6 +178,16 @@ class InteractionHandler:
     async def _deliver(
         self, interaction: discord.Interaction[Any], payload: Payload, *, deferred_public: bool
     ) -> None:
+        if deferred_public and payload.chart is not None and not payload.ephemeral:
+            # The verdict first, the picture a moment later: drawing a chart takes a few
+            # hundred ms (more when an outage brings hundreds of questions about many
+            # services), and people want the answer, not the wait. The chart is then attached
+            # to the same message by editing it.
+            await interaction.followup.send(
+                wait=True, **await message_options(payload, self._charts, chart=False)
+            )
+            await self._attach_chart(interaction, payload)
+            return
         options = await message_options(payload, self._charts)
         if not interaction.response.is_done():
             await _respond(interaction, ephemeral=payload.ephemeral, **options)
@@ -179,14 +199,37 @@ class InteractionHandler:
         await interaction.followup.send(wait=True, ephemeral=payload.ephemeral, **options)
 
 
-async def message_options(payload: Payload, charts: ChartCache) -> dict[str, Any]:
-    """discord.py keyword arguments for ``payload`` (the chart drawn off the event loop)."""
+async def _chart_edit(payload: Payload, charts: ChartCache) -> dict[str, Any] | None:
+    """The edit that attaches the chart to an answer sent without it; None if it cannot."""
+    if payload.chart is None or payload.embed is None:
+        return None
+    try:
+        png = await charts.png(payload.chart)
+    except Exception:
+        log.exception("chart not rendered; the verdict stays without it")
+        return None
+    return {
+        "embed": discord.Embed.from_dict(payload.embed),
+        "attachments": [discord.File(io.BytesIO(png), filename=CHART_FILE)],
+        "allowed_mentions": discord.AllowedMentions.none(),
+    }
+
+
+async def message_options(
+    payload: Payload, charts: ChartCache, *, chart: bool = True
+) -> dict[str, Any]:
+    """discord.py keyword arguments for ``payload`` (the chart drawn off the event loop).
+
+    With ``chart=False`` the message goes without its picture (attached later by an edit).
+    """
     options: dict[str, Any] = {"allowed_mentions": discord.AllowedMentions.none()}
     if payload.content is not None:
         options["content"] = payload.content
     if payload.embed is not None:
         options["embed"] = discord.Embed.from_dict(payload.embed)
-    if payload.chart is not None:
+        if not chart:
+            options["embed"].set_image(url=None)
+    if payload.chart is not None and chart:
         try:
             png = await charts.png(payload.chart)
             options["file"] = discord.File(io.BytesIO(png), filename=CHART_FILE)
