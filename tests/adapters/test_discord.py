@@ -385,6 +385,46 @@ async def _verdict_message(h: Harness) -> dict[str, Any]:
     return interaction.followups[0]
 
 
+async def test_buttons_still_work_after_a_restart(tmp_path: Path) -> None:
+    """Their command is in their custom_id: a new process answers clicks on old messages."""
+    fake = await FakeDiscord().start()
+    try:
+        async with running(tmp_path, fake=fake) as h:
+            verdict = await _verdict_message(h)
+        async with running(tmp_path, fake=fake) as again:  # a new client, as after a restart
+            works = await again.fake.click(verdict, "ob:worksforme:twitter")
+            await again.fake.wait_for(lambda: works.callbacks)
+            assert works.callbacks[0]["data"]["content"].startswith("Thanks: noted")
+            assert (await again.store.table_counts())["works_for_me"] == 4
+    finally:
+        await fake.close()
+
+
+async def test_forged_buttons_do_no_more_than_typing(tmp_path: Path) -> None:
+    """A custom_id is user-controlled: a forged one reaches only what typing could."""
+    async with running(tmp_path) as h:
+        verdict = await _verdict_message(h)
+        ids = ("ob:service add:evil", "ob:nosuch:x", "ob:agents:x")
+        forged = dict(verdict)
+        forged["components"] = [
+            {
+                "type": 1,
+                "components": [
+                    {"type": 2, "style": 2, "label": "x", "custom_id": cid} for cid in ids
+                ],
+            }
+        ]
+        before = await h.store.table_counts()
+        # An admin subcommand cannot be named by a button (actions have no spaces): ignored.
+        await h.fake.click(forged, ids[0], permissions=p.MEMBER)
+        unknown = await h.fake.click(forged, ids[1], permissions=p.MEMBER)
+        admin = await h.fake.click(forged, ids[2], permissions=p.MEMBER)
+        await h.fake.wait_for(lambda: unknown.callbacks and admin.callbacks)
+        assert "don't know /nosuch" in unknown.callbacks[0]["data"]["content"]
+        assert admin.callbacks[0]["data"]["content"] == "Only server admins can use /agents."
+        assert await h.store.table_counts() == before
+
+
 async def test_report_button_asks_the_problem_then_stores_the_report(tmp_path: Path) -> None:
     seen: list[Invocation] = []
     async with running(tmp_path, seen=seen) as h:

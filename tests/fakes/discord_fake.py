@@ -307,8 +307,13 @@ class FakeDiscord:
     # ---- gateway ---------------------------------------------------------------------------
 
     async def dispatch(self, event: str, data: dict[str, Any], shard: int = 0) -> None:
-        """Send a DISPATCH to the shard's session (kept for replay if it is disconnected)."""
-        session = next(s for s in self.sessions.values() if s.shard[0] == shard)
+        """Send a DISPATCH to the shard's session (kept for replay if it is disconnected).
+
+        After a restart (a new IDENTIFY) the newest connected session gets it, as on Discord.
+        """
+        mine = [s for s in self.sessions.values() if s.shard[0] == shard]
+        live = [s for s in mine if s.ws is not None and not s.ws.closed]
+        session = (live or mine)[-1]
         await self._send_event(session, event, data)
 
     async def _send_event(self, session: Session, event: str, data: dict[str, Any]) -> None:

@@ -113,8 +113,11 @@ async def running(
     With ``seen``, every invocation the adapter dispatches is appended to it (then run as usual);
     with ``hold``, every dispatch waits until the event is set.
     """
+    # A fake passed in that is already listening outlives this adapter (a restart test).
+    own_fake = fake is None or not fake.port
     fake = fake or FakeDiscord()
-    await fake.start()
+    if not fake.port:
+        await fake.start()
     settings = discord_settings(fake, **discord_keys)
     store = await Store.open(tmp_path / "discord.db", CATALOG)
     ctx = CommandContext(
@@ -154,7 +157,8 @@ async def running(
         finally:
             await adapter.stop()
             await store.close()
-            await fake.close()
+            if own_fake:
+                await fake.close()
 
 
 async def seed_user_reports(store: Store) -> None:
