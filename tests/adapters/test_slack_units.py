@@ -344,7 +344,7 @@ async def test_a_dead_drawing_process_costs_one_picture_then_restarts() -> None:
     uploader = ChartUploader(Client())  # type: ignore[arg-type]
     try:
         assert await uploader.file_id(chart(1)) == "F1"  # drawn in the helper process
-        pool = uploader._pool
+        pool = uploader._process._pool  # the helper process behind it
         assert pool is not None
         for process in list(pool._processes.values()):  # type: ignore[attr-defined]
             process.kill()

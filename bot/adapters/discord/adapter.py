@@ -151,6 +151,7 @@ class DiscordAdapter:
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await runner
+        await self._charts.close()
 
     def _tree(self, client: discord.Client) -> app_commands.CommandTree[Any]:
         tree: app_commands.CommandTree[Any] = app_commands.CommandTree(client)

@@ -11,23 +11,29 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 
-from bot.charts import ChartData, render_png
+from bot.chartprocess import ChartProcess
+from bot.charts import ChartData
 
 __all__ = ["ChartCache"]
 
 
 class ChartCache:
-    """``await cache.png(chart)``: drawn once in a worker thread, then reused (LRU of ``size``)."""
+    """``await cache.png(chart)``: drawn once in the helper process, then reused (LRU)."""
 
     def __init__(self, size: int = 64) -> None:
         self._size = size
         self._entries: OrderedDict[ChartData, asyncio.Future[bytes]] = OrderedDict()
+        self._process = ChartProcess()
+
+    async def close(self) -> None:
+        await self._process.close()
 
     async def png(self, chart: ChartData) -> bytes:
         drawing = self._entries.get(chart)
         if drawing is None:
-            # In a worker thread: never on the event loop (bot/charts.py is thread-safe).
-            drawing = asyncio.ensure_future(asyncio.to_thread(render_png, chart))
+            # In the helper process: a thread would hold the event loop's interpreter lock
+            # for most of the drawing, and interactions would be acknowledged late.
+            drawing = asyncio.ensure_future(self._process.png(chart))
             drawing.add_done_callback(lambda done: self._forget_failure(chart, done))
             self._entries[chart] = drawing
             while len(self._entries) > self._size:

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +26,8 @@ from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.charts import ChartData, render_png
+from bot.chartprocess import ChartProcess
+from bot.charts import ChartData
 
 __all__ = ["REUSE_SECONDS", "ChartUploader"]
 
@@ -64,7 +63,7 @@ class ChartUploader:
         self._clock = clock
         self._files: OrderedDict[_Key, _Uploaded] = OrderedDict()
         self._pending: dict[_Key, asyncio.Future[str | None]] = {}
-        self._pool: ProcessPoolExecutor | None = None
+        self._process = ChartProcess()
         self.uploads = 0  # files uploaded so far (for logs, tests and benchmarks)
 
     async def file_id(self, chart: ChartData) -> str | None:
@@ -94,24 +93,13 @@ class ChartUploader:
 
     async def close(self) -> None:
         """Stop the drawing process (safe to call more than once, or when none started)."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
-
-    async def _draw(self, chart: ChartData) -> bytes:
-        if self._pool is None:
-            # "spawn": forking a process that runs threads (the store's) can copy held locks.
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, render_png, chart)
+        await self._process.close()
 
     async def _upload(self, chart: ChartData) -> str | None:
         try:
-            png = await self._draw(chart)
+            png = await self._process.png(chart)
         except BrokenProcessPool:
             # The drawing process died (killed, out of memory): the next chart starts another.
-            log.error("chart drawing process died title=%s; restarting it", chart.title)
-            await self.close()
             return None
         except Exception:
             # A chart that cannot be drawn must not cost the user the answer: no picture, the
