@@ -13,7 +13,7 @@ import logging
 from bot.config import ProbeSettings
 from bot.model import Target
 from bot.probes import messages
-from bot.probes.base import Outcome, ProbeContext, ProbeFn, Reason
+from bot.probes.base import DEADLINE_HELD, Outcome, ProbeContext, ProbeFn, Reason
 from bot.probes.dns import probe_dns
 from bot.probes.http import probe_http
 from bot.probes.session import open_session
@@ -39,7 +39,11 @@ async def run_probe(target: Target, ctx: ProbeContext) -> Outcome:
         return Outcome(False, error=Reason.UNSUPPORTED_SCHEME, detail=detail)
     try:
         async with ctx.gate, asyncio.timeout(ctx.timeout):
-            return await prober(target, ctx)
+            held = DEADLINE_HELD.set(True)
+            try:
+                return await prober(target, ctx)
+            finally:
+                DEADLINE_HELD.reset(held)
     except TimeoutError:
         detail = messages.timed_out(target.url, ctx.timeout)
         return Outcome(False, error=Reason.TIMEOUT, detail=detail)

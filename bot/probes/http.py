@@ -2,10 +2,13 @@
 
 Rules, each from RELIABILITY.md or a choice written down here:
 
-- Redirects are followed by the guarded session, at most ``policy.max_redirects`` (3), each hop
-  re-checked; the final response's status is the one judged. A 4th redirect is
-  ``too_many_redirects``. Unless the target expects a 3xx status: then the redirect itself is
-  what is checked, and it is not followed.
+- Every hop (the target and each redirect) is checked by the SSRF guard before it is dialled,
+  and every address dialled is checked at connect time (``bot.probes.dial``). Redirects are
+  followed up to ``policy.max_redirects`` (3); the final response's status is the one judged. A
+  4th redirect is ``too_many_redirects``. Unless the target expects a 3xx status: then the
+  redirect itself is what is checked, and it is not followed.
+- Every probe opens a fresh connection (and for https does a full, verified handshake); nothing
+  is pooled, no proxy is ever used, no environment variable is read.
 - Latency is measured from the start of the probe to the final response's headers (so it includes
   the redirects, DNS, connect and TLS), not to the end of the body.
 - No body is read unless a keyword must be checked. Then at most ``BODY_CAP`` (64 KiB) is read, and
@@ -16,76 +19,194 @@ Rules, each from RELIABILITY.md or a choice written down here:
   within the cap decides at once, whatever the body's size.
 - For https the peer certificate (verified; verification is never switched off) gives
   ``cert_expires_at``, and a ``warning`` when it expires within ``ctx.tls_warn_days``.
+- The whole probe, redirects included, ends at ``ctx.timeout``; connecting and the TLS handshake
+  of each hop get at most ``session.connect_timeout`` of it.
 """
 
 from __future__ import annotations
 
-import errno
+import asyncio
+import functools
 import logging
-import ssl
 import time
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Final
 
-import aiohttp
+from yarl import URL
 
 from bot.model import Target, utcnow
-from bot.probes import messages
-from bot.probes.base import Outcome, ProbeContext, Reason
-from bot.probes.session import PeerCertResponse, client_timeout
-from bot.ssrf import describe
+from bot.probes import dial, h1, messages
+from bot.probes.base import DEADLINE_HELD, Outcome, ProbeContext, Reason
+from bot.probes.session import ProbeSession
+from bot.ssrf import Blocked
 
 log = logging.getLogger(__name__)
 
 BODY_CAP: Final = 64 * 1024  # RELIABILITY.md: a capped body read
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})  # the ones aiohttp follows, too
+
+
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    """One URL made ready to request: parsed once, remembered per (method, URL)."""
+
+    url: URL
+    text: str  # how messages name it: yarl's normal form without credentials, as aiohttp's
+    name: str  # host for people (IDNA decoded), for the certificate warning
+    endpoint: dial.Endpoint
+    request: bytes
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(method: str, url: str) -> _Hop:
+    """Parse ``url`` (already passed by the guard) into what a request on it needs."""
+    parsed = URL(url)
+    host = parsed.raw_host or ""
+    port = parsed.port or 0
+    tls = parsed.scheme.lower() == "https"
+    target = parsed.raw_path_qs or "/"
+    credentials = None if parsed.user is None else (parsed.user, parsed.password or "")
+    request = h1.request_bytes(
+        method, target, parsed.host_port_subcomponent or host, credentials=credentials
+    )
+    return _Hop(
+        parsed,
+        str(parsed.with_user(None)),
+        parsed.host or host,
+        dial.Endpoint.of(host, port, tls),
+        request,
+    )
+
+
+class _TooManyRedirects(Exception):
+    pass
+
+
+class _BadRedirect(Exception):
+    """A Location that is not a URL probes can follow (``why``: the Location, or why not)."""
+
+
+@dataclass(slots=True)
+class _Answer:
+    """The final hop's response: what ``_judge`` needs."""
+
+    hop: _Hop
+    status: int
+    headers_at: float
+    cert_expires_at: datetime | None
+    body: tuple[bytes, bool] | None  # (first BODY_CAP bytes, longer) when a keyword needs it
 
 
 async def probe_http(target: Target, ctx: ProbeContext) -> Outcome:
-    """Probe ``target`` (http or https) with ``ctx.session``; never raises for a failure."""
-    follow = not any(300 <= code < 400 for code in target.expect_status)
+    """Probe ``target`` (http or https) through ``ctx.session``; never raises for a failure."""
+    session = ctx.session
+    if session.closed:
+        raise RuntimeError("probe through a closed ProbeSession")
     started = time.perf_counter()
     try:
-        async with ctx.session.request(
-            target.method,
-            target.url,
-            timeout=client_timeout(ctx.timeout),
-            allow_redirects=follow,
-        ) as resp:
-            latency = (time.perf_counter() - started) * 1000
-            expires = _cert_expiry(resp)
-            warning = _expiry_warning(resp, expires, ctx.tls_warn_days)
-            failure = await _judge(target, resp)
-            reason, detail = failure if failure is not None else (None, warning)
-            return Outcome(
-                ok=failure is None,
-                status=resp.status,
-                latency_ms=latency,
-                error=reason,
-                detail=detail,  # when ok, the warning (if any): callers that show one line
-                cert_expires_at=expires,
-                warning=warning,
-            )
-    except TimeoutError:  # also aiohttp's ServerTimeoutError and ConnectionTimeoutError
+        if DEADLINE_HELD.get():  # run_probe's deadline is this probe's deadline
+            answer = await _fetch(target, session, ctx)
+        else:
+            async with asyncio.timeout(ctx.timeout):
+                answer = await _fetch(target, session, ctx)
+    except TimeoutError:
         detail = messages.timed_out(target.url, ctx.timeout)
         return Outcome(False, error=Reason.TIMEOUT, detail=detail)
-    except aiohttp.TooManyRedirects:
+    except _TooManyRedirects:
         detail = messages.too_many_redirects(target.url, ctx.policy.max_redirects)
         return Outcome(False, error=Reason.TOO_MANY_REDIRECTS, detail=detail)
-    except (aiohttp.ClientError, OSError) as exc:
+    except (
+        Blocked,
+        dial.Unresolved,
+        dial.ConnectFailed,
+        dial.TlsFailed,
+        h1.BadResponse,
+        _BadRedirect,
+        OSError,
+    ) as exc:
         reason, detail = _classify(exc, target.url)
         log.debug("http probe failed url=%s reason=%s error=%r", target.url, reason, exc)
         return Outcome(False, error=reason, detail=detail)
+    latency = (answer.headers_at - started) * 1000
+    expires = answer.cert_expires_at
+    warning = None if expires is None else _expiry_warning(answer.hop, expires, ctx.tls_warn_days)
+    failure = _judge(target, answer)
+    error: Reason | None = None
+    sentence = warning  # when ok, the warning (if any): callers that show one line
+    if failure is not None:
+        error, sentence = failure
+    return Outcome(
+        ok=failure is None,
+        status=answer.status,
+        latency_ms=latency,
+        error=error,
+        detail=sentence,
+        cert_expires_at=expires,
+        warning=warning,
+    )
 
 
-async def _judge(target: Target, resp: aiohttp.ClientResponse) -> tuple[Reason, str] | None:
-    """Why the response fails the target's expectations, or ``None`` when it passes."""
-    url = str(resp.url)
-    expected = target.expect_status
-    if (resp.status not in expected) if expected else not 200 <= resp.status < 400:
-        return Reason.STATUS, messages.bad_status(resp.status, url, expected)
-    if not target.keyword and not target.keyword_absent:
+async def _fetch(target: Target, session: ProbeSession, ctx: ProbeContext) -> _Answer:
+    """Request ``target``, following redirects unless a 3xx is expected; the final answer."""
+    follow = not any(300 <= code < 400 for code in target.expect_status)
+    wants_body = bool(target.keyword or target.keyword_absent)
+    method = target.method.upper()
+    url = target.url
+    # RELIABILITY.md: ~3 s to connect (and shake hands) whatever the probe's total budget.
+    limit = session.connect_timeout if session.connect_timeout < ctx.timeout else None
+    redirects = 0
+    while True:
+        session.verdicts.check_url(url)  # the hop guard: scheme, port, IP-literal hosts
+        hop = _plan(method, url)
+        conn = await dial.connect(session, hop.endpoint, limit=limit)
+        try:
+            await conn.send(hop.request)
+            resp = await h1.read_head(conn, body_cap=BODY_CAP)
+            status = resp.status
+            if follow and status in _REDIRECTS and resp.location:
+                redirects += 1
+                if redirects > ctx.policy.max_redirects:
+                    raise _TooManyRedirects
+                url = _next_url(hop, resp.location)
+                if (status == 303 and method != "HEAD") or (
+                    status in (301, 302) and method == "POST"
+                ):
+                    method = "GET"
+                continue
+            body = None
+            if wants_body and method != "HEAD" and _status_ok(status, target.expect_status):
+                body = await resp.read_body()
+            elif wants_body:
+                body = (b"", False)
+            return _Answer(hop, status, resp.headers_at, conn.cert_expires_at, body)
+        finally:
+            conn.close()
+
+
+def _next_url(hop: _Hop, location: bytes) -> str:
+    text = location.decode("utf-8", "surrogateescape").strip()
+    try:
+        nxt = hop.url.join(URL(text))
+    except (TypeError, ValueError) as exc:
+        raise _BadRedirect(text) from exc
+    if nxt.scheme not in ("http", "https"):
+        raise _BadRedirect(text)
+    return str(nxt)
+
+
+def _status_ok(status: int, expected: tuple[int, ...]) -> bool:
+    return status in expected if expected else 200 <= status < 400
+
+
+def _judge(target: Target, answer: _Answer) -> tuple[Reason, str] | None:
+    """Why the answer fails the target's expectations, or ``None`` when it passes."""
+    url = answer.hop.text
+    if not _status_ok(answer.status, target.expect_status):
+        return Reason.STATUS, messages.bad_status(answer.status, url, target.expect_status)
+    if answer.body is None:
         return None
-    head, longer = await _read_capped(resp.content, BODY_CAP)
+    head, longer = answer.body
     if target.keyword and target.keyword.encode() not in head:
         if longer:
             return Reason.TOO_LARGE, messages.keyword_beyond_cap(target.keyword, url, BODY_CAP)
@@ -100,65 +221,32 @@ async def _judge(target: Target, resp: aiohttp.ClientResponse) -> tuple[Reason, 
     return None
 
 
-async def _read_capped(content: aiohttp.StreamReader, cap: int) -> tuple[bytes, bool]:
-    """The first ``cap`` bytes of the body, and whether the body goes on past them.
-
-    ``read(n)`` returns what has arrived (possibly less than ``n``), so loop; one byte beyond
-    the cap is enough to know the body is longer, and nothing more is read.
-    """
-    buf = bytearray()
-    while len(buf) <= cap:
-        chunk = await content.read(cap + 1 - len(buf))
-        if not chunk:
-            break
-        buf += chunk
-    return bytes(buf[:cap]), len(buf) > cap
-
-
-def _cert_expiry(resp: aiohttp.ClientResponse) -> datetime | None:
-    """``notAfter`` of the final hop's peer certificate; ``None`` for plain http.
-
-    Known only for sessions from ``bot.probes.session.open_session`` (``PeerCertResponse``).
-    """
-    cert = resp.peer_cert if isinstance(resp, PeerCertResponse) else None
-    not_after = None if cert is None else cert.get("notAfter")
-    if not isinstance(not_after, str):
-        return None
-    return datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
-
-
-def _expiry_warning(
-    resp: aiohttp.ClientResponse, expires: datetime | None, warn_days: int
-) -> str | None:
-    if expires is None:
-        return None
+def _expiry_warning(hop: _Hop, expires: datetime, warn_days: int) -> str | None:
     now = utcnow()
     if expires - now >= timedelta(days=warn_days):
         return None
-    return messages.cert_expiring(resp.url.host or str(resp.url), expires, now)
+    return messages.cert_expiring(hop.name, expires, now)
 
 
 def _classify(exc: BaseException, url: str) -> tuple[Reason, str]:
     """The reason and sentence for a failed request (no response, or no usable one)."""
-    blocked = describe(exc)  # the guard's reason, however deep aiohttp wrapped it
-    if blocked is not None:
-        return Reason.BLOCKED, messages.blocked(blocked)
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        # "certificate has expired" reads better than the whole "[SSL: ...] (_ssl.c:1006)".
-        why = getattr(exc.certificate_error, "verify_message", None) or exc.certificate_error
-        return Reason.TLS, messages.tls_invalid(exc.host, why)
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return Reason.TLS, messages.tls_failed(exc.host, exc.os_error)
-    if isinstance(exc, aiohttp.ServerFingerprintMismatch):
-        return Reason.TLS, messages.tls_failed(exc.host, "certificate fingerprint mismatch")
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return Reason.DNS, messages.unresolved(exc.host, exc.os_error.strerror or exc.os_error)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        where = f"{exc.host}:{exc.port}"
-        # Happy eyeballs merges per-address errors into one OSError with their common errno.
-        if exc.os_error.errno == errno.ECONNREFUSED:
-            return Reason.REFUSED, messages.refused(where)
-        return Reason.CONNECTION, messages.connection_failed(where, exc.os_error.strerror or exc)
-    if isinstance(exc, aiohttp.RedirectClientError):
+    if isinstance(exc, Blocked):
+        return Reason.BLOCKED, messages.blocked(exc.reason)
+    if isinstance(exc, _BadRedirect):
         return Reason.BLOCKED, messages.bad_redirect(url, exc)
+    if isinstance(exc, dial.Unresolved):
+        return Reason.DNS, messages.unresolved(exc.host, exc.why)
+    if isinstance(exc, dial.ConnectFailed):
+        if exc.refused:
+            return Reason.REFUSED, messages.refused(exc.where)
+        return Reason.CONNECTION, messages.connection_failed(
+            exc.where, exc.error.strerror or exc.error
+        )
+    if isinstance(exc, dial.TlsFailed):
+        error = exc.error
+        verify = getattr(error, "verify_message", None)
+        if verify:
+            # "certificate has expired" reads better than "[SSL: ...] (_ssl.c:1006)".
+            return Reason.TLS, messages.tls_invalid(exc.host, verify)
+        return Reason.TLS, messages.tls_failed(exc.host, error)
     return Reason.CONNECTION, messages.connection_failed(url, str(exc) or type(exc).__name__)

@@ -1,54 +1,86 @@
-"""The guarded aiohttp session for probes: ``bot.ssrf.make_session`` plus connector options.
+"""The probe session: what every http/https probe dials through, and nothing else.
 
-Probes need two connector options that ``make_session`` (which takes no connector arguments) cannot
-pass: a source address (the demo's regions each leave from their own loopback address) and a fresh
-connection per probe (``force_close``), so every probe really resolves, connects and handshakes:
-a pooled keep-alive connection would hide a dead listener, a DNS change or a replaced certificate.
-Tests also pass an ``ssl`` context trusting their own CA. Responses are ``PeerCertResponse``s,
-which keep the peer certificate (see there why the connection itself cannot be asked later).
+A ``ProbeSession`` holds no connections: every probe opens a fresh one (a pooled keep-alive
+connection would hide a dead listener, a DNS change or a replaced certificate), through the SSRF
+guard (``bot.ssrf``, its verdicts remembered per session by ``bot.ssrf.memo.Verdicts``), from an
+optional source address (the demo's regions each leave from their own loopback address), with one
+verifying ``ssl.SSLContext`` reused for every handshake (building one loads the CA store: about a
+millisecond; sharing it is safe, a context holds no per-connection state).
 
-Until ``make_session`` accepts connector options, this builds the same session from the same
-parts: ``make_connector`` (the socket-factory guard, public) and the hop middleware and redirect
-cap that ``make_session`` installs (private names in ``bot.ssrf.session``; importing them rather
-than copying them means a rename fails loudly instead of drifting). The probe tests check that the
-hop re-check and the redirect cap are in force.
+There is no proxy support at all, and no environment variable is read (RELIABILITY.md: a proxy
+would resolve the name itself, past the check).
 """
 
 from __future__ import annotations
 
+import functools
 import ssl
-from typing import Any, Final
+from collections.abc import Callable
+from datetime import datetime
+from typing import Final
 
-import aiohttp
-from aiohttp.connector import Connection
-
-from bot.ssrf import Policy, make_session
+from bot.ssrf import Policy
+from bot.ssrf.memo import Verdicts
 
 # RELIABILITY.md: ~3 s to connect, whatever the probe's total budget.
 CONNECT_SECONDS: Final = 3.0
+_CERT_MEMO_MAX: Final = 1024
 
 
-class PeerCertResponse(aiohttp.ClientResponse):
-    """A response that remembers the verified peer certificate of its connection.
+@functools.cache
+def default_tls() -> ssl.SSLContext:
+    """The process's verifying client context (system CAs, hostname check, TLS 1.2+)."""
+    return ssl.create_default_context()
 
-    aiohttp releases the connection as soon as the body has arrived, which for a small body is
-    before ``session.request`` returns (``resp.connection`` is then ``None``), so the certificate
-    is taken while the response starts, when the connection is still there.
+
+class ProbeSession:
+    """The guard, TLS context, source address and connect limit shared by a context's probes.
+
+    ``close`` only marks it closed (there is nothing to release); probing through a closed
+    session is a bug and raises ``RuntimeError``, as an aiohttp session would.
     """
 
-    peer_cert: dict[str, Any] | None = None  # ssl.SSLSocket.getpeercert()'s dict; None for http
+    __slots__ = ("_cert_expiry", "closed", "connect_timeout", "local_addr", "tls", "verdicts")
 
-    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
-        transport = connection.transport
-        cert = None if transport is None else transport.get_extra_info("peercert")
-        # Only a verified certificate is decoded into a dict, and probes always verify.
-        self.peer_cert = cert if isinstance(cert, dict) and cert else None
-        return await super().start(connection)
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        connect_timeout: float = CONNECT_SECONDS,
+        local_addr: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        tls = default_tls() if ssl_context is None else ssl_context
+        # Verification is never switched off (RELIABILITY.md; the expiry warning needs it too).
+        if tls.verify_mode is not ssl.CERT_REQUIRED or not tls.check_hostname:
+            raise ValueError("probe TLS contexts must verify certificates and host names")
+        self.verdicts = Verdicts(policy)
+        self.connect_timeout = connect_timeout
+        self.local_addr = local_addr
+        self.tls = tls
+        self.closed = False
+        # DER certificate -> its notAfter: decoding the dict form costs ~25 µs per handshake,
+        # and a target presents the same certificate probe after probe.
+        self._cert_expiry: dict[bytes, datetime | None] = {}
 
+    @property
+    def policy(self) -> Policy:
+        return self.verdicts.policy
 
-def client_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    """aiohttp's limits for a probe whose budget is ``seconds`` (aiohttp's default is 300 s)."""
-    return aiohttp.ClientTimeout(total=seconds, sock_connect=min(seconds, CONNECT_SECONDS))
+    def expiry_of(self, der: bytes, decode: Callable[[], datetime | None]) -> datetime | None:
+        """The ``notAfter`` of certificate ``der``: remembered, else ``decode()``-d once."""
+        try:
+            return self._cert_expiry[der]
+        except KeyError:
+            pass
+        expires = decode()
+        if len(self._cert_expiry) >= _CERT_MEMO_MAX:
+            self._cert_expiry.clear()
+        self._cert_expiry[der] = expires
+        return expires
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 def open_session(
@@ -57,24 +89,16 @@ def open_session(
     timeout: float,
     local_addr: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
-) -> aiohttp.ClientSession:
+) -> ProbeSession:
     """A session whose every dial, hop and redirect goes through the SSRF guard.
 
-    ``local_addr`` binds the source address (any port). ``ssl_context`` replaces the default
-    verifying context (for a private CA); verification is never turned off here. Call it inside
-    the running loop; the caller closes the session.
+    ``timeout`` is the budget of the probes it serves: connecting (and the TLS handshake) gets
+    at most ``CONNECT_SECONDS`` of it. ``local_addr`` binds the source address (any port).
+    ``ssl_context`` replaces the default verifying context (for a private CA); it must verify.
     """
-    # A fresh connection per probe: a reused one would hide a dead listener or a new cert.
-    return make_session(
+    return ProbeSession(
         policy,
-        timeout=client_timeout(timeout),
-        response_class=PeerCertResponse,
-        force_close=True,
-        # No pool limit (aiohttp's default is 100): a probe queued for a pooled slot would
-        # already be running its timeout and latency clock, so healthy targets "timed out"
-        # under load (measured: 252 of 300 probes/s). run_probe bounds concurrency instead,
-        # before either clock starts (ProbeContext.gate).
-        limit=0,
-        local_addr=None if local_addr is None else (local_addr, 0),
-        ssl=True if ssl_context is None else ssl_context,
+        connect_timeout=min(timeout, CONNECT_SECONDS),
+        local_addr=local_addr,
+        ssl_context=ssl_context,
     )

@@ -2,7 +2,7 @@
 
 The name is resolved with the loop's ``getaddrinfo``; each answer is then dialled through the SSRF
 guard's socket factory (``bot.ssrf.make_socket_factory``), which checks the exact address and port
-before a socket exists, as aiohttp's connector does for http probes. Answers are tried in order
+before a socket exists, as ``bot.probes.dial`` does for http probes. Answers are tried in order
 until one connects; the socket is closed at once (nothing is sent).
 """
 
