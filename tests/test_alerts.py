@@ -327,3 +327,27 @@ async def test_maintenance_records_but_does_not_alert(world: World) -> None:
     assert ended.kind is ReplyKind.INFO and "ended" in text_of(ended)
     again = await world.say("maintenance", **scope, service="wiki", duration="end")
     assert "no maintenance window" in text_of(again)
+
+
+async def test_incidents_lists_what_is_down_and_most_reported_for_this_server(world: World) -> None:
+    await world.say(
+        "service add", platform="discord", tenant="g1", key="wiki", url="https://w.example/"
+    )
+    await world.probes(ok=False)
+    await world.probes(ok=False, service="discord:g1/wiki")
+    sid = world.store.service_id("beta")
+    assert sid is not None
+    t = to_epoch(world.clock.now)
+    batch = ImportBatch()
+    batch.reports = [ReportRow(sid, t - i, "US", "app", "import", "", f"r{i}") for i in range(7)]
+    await world.store.import_batch(batch, 3600)
+    assert len(await world.tracker.run_pass()) >= 2
+    mine = await world.say("incidents", platform="discord", tenant="g1")
+    other = await world.say("incidents", platform="discord", tenant="g2")
+    mine_text = [render(m) for m in mine.lines]
+    other_text = [render(m) for m in other.lines]
+    assert any(line.startswith("• Acme: Down for") for line in mine_text)
+    assert any("wiki" in line for line in mine_text)  # this server's own service
+    assert not any("wiki" in line for line in other_text)  # never another server's
+    assert any(line.startswith("• Acme: Down") for line in other_text)
+    assert "Most reported in the last hour: Beta 7" in mine_text

@@ -40,6 +40,7 @@ from bot.adapters.slack.sender import ChannelLimiter
 from bot.adapters.slack.users import SlackUser, invocation_locale, region_from_tz
 from bot.i18n import Message
 from bot.invocation import Invocation
+from bot.regions import region_from_locale
 from bot.reply import Button, Reply, ReplyKind
 from bot.router import Router
 from bot.spec import CommandSpec, Param, ParamKind
@@ -256,12 +257,18 @@ async def test_channel_limiter_allows_a_burst_then_one_per_second() -> None:
         ("America/Chicago", "en-US", "en-US"),
         ("America/Toronto", "en-US", "en-CA"),
         ("Australia/Sydney", None, "und-AU"),
-        ("Antarctica/Troll", "en-US", "en"),  # unplaceable: the workspace default applies
+        ("Antarctica/Troll", "en-US", "en-x-notz"),  # unplaceable: the workspace default
+        (None, "fr-FR", "fr-x-notz"),  # French, but not necessarily in France
         (None, None, None),
     ],
 )
 def test_region_from_timezone(tz: str | None, locale: str | None, expected: str | None) -> None:
-    assert invocation_locale(SlackUser("U1", locale=locale, tz=tz)) == expected
+    got = invocation_locale(SlackUser("U1", locale=locale, tz=tz))
+    assert got == expected
+    if expected is not None and expected.endswith("-x-notz"):
+        # No country from a language setting: the command uses the workspace's default region.
+        assert region_from_locale(got) is None
+        assert Invocation("report", locale=got).lang == expected[:2]
 
 
 def test_tz_table() -> None:

@@ -2,8 +2,8 @@
 
 The content comes from dispatching ordinary, read-only commands as the visiting user (the same
 answers they would get by typing them), never from the store: the adapter only lays the replies
-out. Commands not in the registry are skipped, so the tab grows as commands are added (open
-incidents and the most-reported services join when a command offers them).
+out: /subscriptions (this workspace's), /incidents (open incidents and the most-reported services
+this hour) and /services. Commands not in the registry are skipped.
 """
 
 from __future__ import annotations

@@ -117,14 +117,15 @@ class SlackUser:
 def invocation_locale(user: SlackUser) -> str | None:
     """The Invocation's locale: the user's language, and the region only from their timezone.
 
-    ``fr-FR`` in Tokyo becomes ``fr-JP``; with no placeable timezone only the language is kept
-    ("en"), so the command falls back to the workspace's default region rather than reading a
-    country into a language setting. ``und`` (undetermined) stands in for an unknown language.
+    ``fr-FR`` in Tokyo becomes ``fr-JP``; with no placeable timezone the language gets the
+    BCP 47 private-use subtag ``x-notz`` ("fr-x-notz"), which names no country, so the command
+    falls back to the workspace's default region rather than reading a country into a language
+    setting (a bare "fr" would be taken for France). ``und`` stands in for an unknown language.
     """
     language = (user.locale or "").replace("_", "-").split("-")[0].lower() or None
     region = region_from_tz(user.tz)
     if region is None:
-        return language
+        return None if language is None else f"{language}-x-notz"
     return f"{language or 'und'}-{region}"
 
 
