@@ -25,6 +25,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from fakes.seeding import seed_user_reports
 from rich.console import Console
 
 from bot.adapters.base import Adapter
@@ -32,11 +33,11 @@ from bot.adapters.console import ConsoleAdapter
 from bot.config import parse_settings
 from bot.context import CommandContext
 from bot.invocation import Invocation
-from bot.model import Catalog, Category, Service, Target, to_epoch
+from bot.model import Catalog, Category, Service, Target
 from bot.reply import Reply, ReplyKind
 from bot.resolve import Resolver
 from bot.router import Router
-from bot.store import ImportBatch, ProbeRow, ReportRow, StatusRow, Store, WorksForMeRow
+from bot.store import Store
 from bot.textrender import render_plain
 from bot.verdicts import VerdictService
 from commands import COMMANDS
@@ -109,34 +110,6 @@ async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
     )
     yield Bot(Router(ctx, COMMANDS), clock)
     await store.close()
-
-
-async def seed_user_reports(store: Store) -> None:
-    """Probes pass everywhere, while hundreds of users report the website (and a few the app)."""
-    sid = store.service_id("twitter")
-    assert sid is not None
-    t0 = to_epoch(NOW)
-    batch = ImportBatch()
-    for region, website, app in (("US", 200, 15), ("JP", 50, 5), ("GB", 30, 0)):
-        batch.reports += [
-            ReportRow(sid, t0 - 60 - i, region, "website", "import", "", f"{region}w{i}")
-            for i in range(website)
-        ]
-        batch.reports += [
-            ReportRow(sid, t0 - 60 - i, region, "app", "import", "", f"{region}a{i}")
-            for i in range(app)
-        ]
-    batch.works_for_me += [
-        WorksForMeRow(sid, t0 - 120 - i, "FR", "import", "", f"fr{i}") for i in range(3)
-    ]
-    batch.probes += [
-        ProbeRow(sid, target, region, (t0 - 30 - k * 30) * 1000, True, 200, 80.0 + k, None)
-        for region in ("US", "JP", "GB", "FR")
-        for target in ("web", "api")
-        for k in range(5)
-    ]
-    batch.status.append(StatusRow(sid, t0 - 600, "none", "All Systems Operational"))
-    await store.import_batch(batch, 3600)
 
 
 # ---- the contract ------------------------------------------------------------------------------

@@ -29,9 +29,6 @@ from typing import Any
 
 import discord
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the fakes package
-
 from fakes import discord_payloads as p
 from fakes.discord_fake import FakeDiscord
 from fakes.discord_harness import (
@@ -40,8 +37,8 @@ from fakes.discord_harness import (
     options_of,
     restore_discord_urls,
     running,
-    seed_user_reports,
 )
+from fakes.seeding import seed_user_reports
 
 from bot.adapters.base import Adapter, DeliveryError, Sender, Sent
 from bot.adapters.discord.adapter import DiscordAdapter, nonce

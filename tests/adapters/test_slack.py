@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,9 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared fakes
-
+from fakes.seeding import seed_user_reports
 from fakes.slack import FakeSlack, Scripted
 from fakes.slack_harness import (
     SECRET,
@@ -28,7 +25,6 @@ from fakes.slack_harness import (
     SlackBot,
     environ,
     open_router,
-    seed_user_reports,
     slack_settings,
     start_bot,
 )

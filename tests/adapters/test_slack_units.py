@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared fakes
-
-from fakes.slack_harness import open_router, seed_user_reports
+from fakes.seeding import seed_user_reports
+from fakes.slack_harness import open_router
 
 from bot.adapters.base import DeliveryError
 from bot.adapters.slack.home import render_home

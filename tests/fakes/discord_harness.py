@@ -23,11 +23,11 @@ from bot.complete import Completer
 from bot.config import Settings, parse_settings
 from bot.context import CommandContext
 from bot.invocation import Invocation
-from bot.model import Catalog, Service, Target, to_epoch
+from bot.model import Catalog, Service, Target
 from bot.reply import Reply
 from bot.resolve import Resolver
 from bot.router import Router
-from bot.store import ImportBatch, ProbeRow, ReportRow, StatusRow, Store, WorksForMeRow
+from bot.store import Store
 from bot.verdicts import VerdictService
 from commands import COMMANDS
 
@@ -159,34 +159,6 @@ async def running(
             await store.close()
             if own_fake:
                 await fake.close()
-
-
-async def seed_user_reports(store: Store) -> None:
-    """Probes pass everywhere, while hundreds of users report the website (and a few the app)."""
-    sid = store.service_id("twitter")
-    assert sid is not None
-    t0 = to_epoch(NOW)
-    batch = ImportBatch()
-    for region, website, app in (("US", 200, 15), ("JP", 50, 5), ("GB", 30, 0)):
-        batch.reports += [
-            ReportRow(sid, t0 - 60 - i, region, "website", "import", "", f"{region}w{i}")
-            for i in range(website)
-        ]
-        batch.reports += [
-            ReportRow(sid, t0 - 60 - i, region, "app", "import", "", f"{region}a{i}")
-            for i in range(app)
-        ]
-    batch.works_for_me += [
-        WorksForMeRow(sid, t0 - 120 - i, "FR", "import", "", f"fr{i}") for i in range(3)
-    ]
-    batch.probes += [
-        ProbeRow(sid, target, region, (t0 - 30 - k * 30) * 1000, True, 200, 80.0 + k, None)
-        for region in ("US", "JP", "GB", "FR")
-        for target in ("web", "api")
-        for k in range(5)
-    ]
-    batch.status.append(StatusRow(sid, t0 - 600, "none", "All Systems Operational"))
-    await store.import_batch(batch, 3600)
 
 
 def options_of(command: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
