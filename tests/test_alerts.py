@@ -351,3 +351,65 @@ async def test_incidents_lists_what_is_down_and_most_reported_for_this_server(wo
     assert not any("wiki" in line for line in other_text)  # never another server's
     assert any(line.startswith("• Acme: Down") for line in other_text)
     assert "Most reported in the last hour: Beta 7" in mine_text
+
+
+class DownPlatform:
+    """The far side of a platform that is unreachable until ``up`` is set, then records sends."""
+
+    def __init__(self) -> None:
+        self.up = False
+        self.attempts = 0
+        self.sent: list[str] = []
+
+    async def send(
+        self,
+        channel: str,
+        reply: Reply,
+        *,
+        key: str,
+        thread_of: str | None = None,
+        lang: str = "en",
+    ) -> Sent:
+        self.attempts += 1
+        if not self.up:
+            raise DeliveryError("ClientConnectorError: connection refused")
+        assert reply.title is not None
+        self.sent.append(render(reply.title))
+        return Sent(channel, f"m{len(self.sent)}")
+
+    async def edit(self, sent: Sent, reply: Reply, *, lang: str = "en") -> None:
+        if not self.up:
+            raise DeliveryError("ClientConnectorError: connection refused")
+
+
+async def test_a_platform_down_for_minutes_delays_only_itself_then_catches_up_in_order(
+    world: World,
+) -> None:
+    down = DownPlatform()
+    dispatcher = AlertDispatcher(
+        world.store, {"discord": down, "console": world.console}, clock=world.clock.epoch
+    )
+    await world.say("subscribe", subject="acme", level="down")  # the console channel
+    await world.say("subscribe", platform="discord", tenant="g1", where="1", subject="acme")
+    await world.probes(ok=False)
+    await world.tracker.run_pass()  # opened
+    assert await dispatcher.drain_once("console") == 1  # the other platform is not held up
+    assert "🔴 Acme" in world.out.getvalue()
+    for _ in range(6):  # minutes of refusals, each retried after its backoff
+        await dispatcher.drain_once("discord")
+        world.clock.now += timedelta(minutes=2)
+    assert down.sent == [] and down.attempts >= 4
+    await world.probes(ok=True)
+    world.clock.now += timedelta(minutes=11)
+    await world.probes(ok=True)
+    await world.tracker.run_pass()  # quiet ...
+    world.clock.now += timedelta(minutes=11)
+    await world.probes(ok=True)
+    assert [c.kind for c in await world.tracker.run_pass()] == ["resolve"]
+    down.up = True
+    world.clock.now += timedelta(minutes=6)  # past the longest backoff so far
+    while await dispatcher.drain_once("discord"):
+        pass
+    assert [t.split(":")[0] for t in down.sent] == ["🔴 Acme", "✅ Acme"]  # in order, once each
+    rows = {(r[0], r[1]): r[2] for r in world.outbox()}
+    assert rows[("1", "open")] == "sent" and rows[("1", "resolve")] == "sent"
