@@ -20,12 +20,12 @@ import os
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
 import pytest
-from fakes.seeding import seed_user_reports
+from fakes.seeding import CATALOG, NOW, SPECS, Clock, seed_user_reports
 from rich.console import Console
 
 from bot.adapters.base import Adapter
@@ -33,7 +33,7 @@ from bot.adapters.console import ConsoleAdapter
 from bot.config import parse_settings
 from bot.context import CommandContext
 from bot.invocation import Invocation
-from bot.model import Catalog, Category, Service, Target
+from bot.model import Category
 from bot.reply import Reply, ReplyKind
 from bot.resolve import Resolver
 from bot.router import Router
@@ -43,31 +43,6 @@ from bot.verdicts import VerdictService
 from commands import COMMANDS
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
-NOW = datetime(2022, 12, 28, 21, 30, tzinfo=UTC)
-CATALOG = Catalog(
-    (
-        Service(
-            "twitter",
-            "Twitter / X",
-            ("x",),
-            (Target("web", "https://x.invalid/"), Target("api", "https://api.x.invalid/")),
-        ),
-        Service("github", "GitHub", ("gh",), (Target("web", "https://gh.invalid/"),)),
-        Service("steam", "Steam", (), (Target("web", "https://steam.invalid/"),)),
-    )
-)
-SPECS = {name: module.SPEC for name, module in COMMANDS.items()}
-
-
-class Clock:
-    """Starts at NOW and moves one second per reading, as real time would between commands."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 @dataclass

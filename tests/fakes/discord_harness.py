@@ -10,52 +10,25 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import discord
 import yarl
 from fakes.discord_fake import FakeDiscord
+from fakes.seeding import CATALOG, SPECS, Clock
 
 from bot.adapters.discord.adapter import DiscordAdapter
 from bot.complete import Completer
 from bot.config import Settings, parse_settings
 from bot.context import CommandContext
 from bot.invocation import Invocation
-from bot.model import Catalog, Service, Target
 from bot.reply import Reply
 from bot.resolve import Resolver
 from bot.router import Router
 from bot.store import Store
 from bot.verdicts import VerdictService
 from commands import COMMANDS
-
-NOW = datetime(2022, 12, 28, 21, 30, tzinfo=UTC)
-CATALOG = Catalog(
-    (
-        Service(
-            "twitter",
-            "Twitter / X",
-            ("x",),
-            (Target("web", "https://x.invalid/"), Target("api", "https://api.x.invalid/")),
-        ),
-        Service("github", "GitHub", ("gh",), (Target("web", "https://gh.invalid/"),)),
-        Service("steam", "Steam", (), (Target("web", "https://steam.invalid/"),)),
-    )
-)
-SPECS = {name: module.SPEC for name, module in COMMANDS.items()}
-
-
-class Clock:
-    """Starts at NOW and moves one second per reading, as real time would between commands."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
 
 
 @dataclass

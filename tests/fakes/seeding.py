@@ -1,4 +1,4 @@
-"""The founding example in small, as stored evidence: what every adapter's verdict tests render.
+"""The founding example in small: the catalog, clock and stored evidence every adapter test uses.
 
 Probes pass in four regions while hundreds of users report the website (and a few the app) from
 the US, Japan and the UK, three people say it works, and the official status page says all is
@@ -7,12 +7,37 @@ well: Twitter on 2022-12-28. One copy, shared by the console, Discord and Slack 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from bot.model import to_epoch
+from bot.model import Catalog, Service, Target, to_epoch
 from bot.store import ImportBatch, ProbeRow, ReportRow, StatusRow, Store, WorksForMeRow
+from commands import COMMANDS
 
 NOW = datetime(2022, 12, 28, 21, 30, tzinfo=UTC)
+CATALOG = Catalog(
+    (
+        Service(
+            "twitter",
+            "Twitter / X",
+            ("x",),
+            (Target("web", "https://x.invalid/"), Target("api", "https://api.x.invalid/")),
+        ),
+        Service("github", "GitHub", ("gh",), (Target("web", "https://gh.invalid/"),)),
+        Service("steam", "Steam", (), (Target("web", "https://steam.invalid/"),)),
+    )
+)
+SPECS = {name: module.SPEC for name, module in COMMANDS.items()}
+
+
+class Clock:
+    """Starts at NOW and moves one second per reading, as real time would between commands."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
 
 
 async def seed_user_reports(store: Store) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from fakes.seeding import CATALOG, NOW, SPECS
 from fakes.slack import FakeSlack
 from fakes.slack_requests import signed_headers
 
@@ -23,28 +24,13 @@ from bot.adapters.registry import AdapterDeps
 from bot.adapters.slack.adapter import SlackAdapter, build
 from bot.config import parse_settings
 from bot.context import CommandContext
-from bot.model import Catalog, Service, Target
 from bot.resolve import Resolver
 from bot.router import Router
 from bot.store import Store
 from bot.verdicts import VerdictService
 from commands import COMMANDS
 
-NOW = datetime(2022, 12, 28, 21, 30, tzinfo=UTC)
 SECRET = "test-signing-secret"
-CATALOG = Catalog(
-    (
-        Service(
-            "twitter",
-            "Twitter / X",
-            ("x",),
-            (Target("web", "https://x.invalid/"), Target("api", "https://api.x.invalid/")),
-        ),
-        Service("github", "GitHub", ("gh",), (Target("web", "https://gh.invalid/"),)),
-        Service("steam", "Steam", (), (Target("web", "https://steam.invalid/"),)),
-    )
-)
-SPECS = {name: module.SPEC for name, module in COMMANDS.items()}
 
 
 class Clock:
