@@ -11,13 +11,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from bot.adapters.discord.chartcache import ChartCache
-from bot.adapters.discord.limiter import GlobalLimiter
 from bot.adapters.discord.render import (
     CUSTOM_ID_MAX,
     button_custom_id,
     components_json,
     render_reply,
 )
+from bot.adapters.ratelimit import GlobalLimiter
 from bot.charts import ChartData
 from bot.i18n import Message
 from bot.model import Category, RegionState

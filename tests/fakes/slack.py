@@ -8,6 +8,13 @@ pointed at it with ``[slack] api_base`` like any Slack-compatible server.
 Scripting: ``script(method, Scripted(...))`` queues answers (a 429 storm, an error) that are
 used before the normal answer. Waiting: ``await wait_for(predicate)`` wakes on every request, so
 tests never sleep to synchronise.
+
+Rate limits, as Slack applies them to chat.postMessage (PROTOCOLS.md): about one message per
+second per channel with short bursts (a token bucket of ``channel_burst`` refilled at
+``channel_rate`` per second), and optionally ``global_limit`` calls per second of each Web API
+method (Slack counts its limits per method and workspace; off by default, the fan-out benchmark
+sets it). Beyond either, the answer is 429 with ``Retry-After`` (whole seconds, as Slack sends
+it) and the call is counted in ``route_429s`` or ``global_429s``.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,13 +71,22 @@ class FakeSlack:
         app_token: str = "xapp-test-token",
         team: str = "T0001",
         bot_user: str = "UBOT",
+        channel_rate: float = 1.0,
+        channel_burst: int = 3,
+        global_limit: int | None = None,
     ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
         self.team = team
         self.bot_user = bot_user
+        self.channel_rate = channel_rate
+        self.channel_burst = channel_burst
+        self.global_limit = global_limit
+        self.route_429s = 0
+        self.global_429s = 0
         self.users: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
+        self.channel_messages: dict[str, list[Call]] = {}  # accepted chat.postMessage calls
         self.responses: dict[str, list[dict[str, Any]]] = {}  # response_url token -> bodies
         self.response_statuses: list[int] = []
         self.arrivals: dict[str, float] = {}  # response_url token -> perf_counter() of 1st use
@@ -77,6 +95,8 @@ class FakeSlack:
         self.socket_connected = asyncio.Event()
         self.socket_connections = 0
         self._scripts: dict[str, list[Scripted]] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, as of)
+        self._recent: dict[str, deque[float]] = {}  # method -> arrivals of accepted calls
         self._changed = asyncio.Condition()
         self._ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
@@ -195,8 +215,15 @@ class FakeSlack:
                 args.update(await request.post())
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token")
-        self.calls.append(Call(method, args, token, time.monotonic()))
-        await self._notify()
+        call = Call(method, args, token, time.monotonic())
+        self.calls.append(call)
+        response = self._answer(method, args, token, call)
+        await self._notify()  # after the answer is settled, so waiters see what it recorded
+        return response
+
+    def _answer(
+        self, method: str, args: dict[str, Any], token: str | None, call: Call
+    ) -> web.Response:
         queued = self._scripts.get(method)
         if queued:
             answer = queued.pop(0)
@@ -207,7 +234,34 @@ class FakeSlack:
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return _json({"ok": False, "error": "unknown_method"})
-        return _json(handler(args))
+        limited = self._rate_limit(method, args, call.at)
+        if limited is not None:
+            return limited
+        body: dict[str, Any] = handler(args)
+        if method == "chat.postMessage" and body.get("ok"):
+            self.channel_messages.setdefault(str(args.get("channel")), []).append(call)
+        return _json(body)
+
+    def _rate_limit(self, method: str, args: dict[str, Any], at: float) -> web.Response | None:
+        recent = self._recent.setdefault(method, deque())
+        if self.global_limit is not None:
+            while recent and recent[0] <= at - 1.0:
+                recent.popleft()
+            if len(recent) >= self.global_limit:
+                self.global_429s += 1
+                return _limited(recent[0] + 1.0 - at)
+        if method == "chat.postMessage":
+            channel = str(args.get("channel"))
+            tokens, then = self._buckets.get(channel, (float(self.channel_burst), at))
+            tokens = min(float(self.channel_burst), tokens + (at - then) * self.channel_rate)
+            if tokens < 1.0:
+                self.route_429s += 1
+                self._buckets[channel] = (tokens, at)
+                return _limited((1.0 - tokens) / self.channel_rate)
+            self._buckets[channel] = (tokens - 1.0, at)
+        if self.global_limit is not None:
+            recent.append(at)
+        return None
 
     def _ts(self) -> str:
         return f"{int(time.time())}.{next(self._ids):06d}"
@@ -296,6 +350,13 @@ class FakeSlack:
                     await self._notify()
         self._sockets.remove(ws)
         return ws
+
+
+def _limited(wait: float) -> web.Response:
+    # Slack's Retry-After is whole seconds; round up so obeying it is always enough.
+    return _json(
+        {"ok": False, "error": "ratelimited"}, 429, {"Retry-After": str(max(1, math.ceil(wait)))}
+    )
 
 
 def _json(

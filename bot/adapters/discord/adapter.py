@@ -24,8 +24,8 @@ from bot.adapters.discord.chartcache import ChartCache
 from bot.adapters.discord.client import make_client, point_at
 from bot.adapters.discord.commands import CatalogTranslator, add_commands
 from bot.adapters.discord.interactions import ACK_BUDGET, InteractionHandler, message_options
-from bot.adapters.discord.limiter import GlobalLimiter
 from bot.adapters.discord.render import render_reply
+from bot.adapters.ratelimit import GlobalLimiter
 from bot.adapters.registry import AdapterDeps
 from bot.config import DiscordSettings
 from bot.errors import PlatformUnavailable, StartupError

@@ -14,7 +14,7 @@ import discord
 import yarl
 
 from bot.adapters.discord.components import ComponentHandler, ProblemSelect, VerdictButton
-from bot.adapters.discord.limiter import GlobalLimiter
+from bot.adapters.ratelimit import GlobalLimiter
 
 __all__ = ["HandledClient", "ShardedHandledClient", "make_client", "point_at"]
 

@@ -3,7 +3,9 @@
 Slack allows about one message per second per channel (short bursts pass) and answers 429 with
 ``Retry-After`` beyond it. A per-channel limiter keeps us under it; slack-sdk's rate-limit retry
 handler absorbs short waits; anything longer becomes a ``DeliveryError`` with ``retry_after`` for
-the outbox, which owns retries measured in minutes (bot/adapters/base.py).
+the outbox, which owns retries measured in minutes (bot/adapters/base.py). A fan-out to hundreds
+of channels also meets the workspace-wide limit of the method, which no header announces before
+the 429, so every post and edit also takes a slot of a workspace-wide ``GlobalLimiter``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.base import DeliveryError, Sent
+from bot.adapters.ratelimit import GlobalLimiter
 from bot.adapters.slack.render import SlackMessage, render_reply
 from bot.adapters.slack.uploads import ChartUploader
 from bot.reply import Reply
@@ -25,6 +28,11 @@ from bot.reply import Reply
 __all__ = ["ChannelLimiter", "SlackSender", "delivery_error"]
 
 log = logging.getLogger(__name__)
+
+# Posts and edits per second for a workspace. Slack limits each Web API method per workspace
+# (50/s is the figure we plan for); one limiter shared by chat.postMessage and chat.update keeps
+# each under it. Chart uploads and commands use other methods, with their own budgets.
+WORKSPACE_RATE = 50
 
 # Errors that no retry can fix: the channel, the token or the message itself is wrong.
 _PERMANENT = frozenset(
@@ -62,7 +70,9 @@ class ChannelLimiter:
     def __init__(
         self,
         *,
-        rate: float = 1.0,
+        # 10% under Slack's 1/s: we pace by our clock, Slack counts by arrival, and two messages
+        # sent exactly a second apart can arrive closer together than that.
+        rate: float = 0.9,
         burst: int = 3,
         max_wait: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
@@ -120,10 +130,12 @@ class SlackSender:
         *,
         uploader: ChartUploader,
         limiter: ChannelLimiter | None = None,
+        workspace: GlobalLimiter | None = None,
     ) -> None:
         self._client = client
         self._uploader = uploader
         self._limiter = limiter or ChannelLimiter()
+        self._workspace = workspace or GlobalLimiter(WORKSPACE_RATE)
 
     async def send(
         self,
@@ -137,16 +149,17 @@ class SlackSender:
         message = await self._render(reply, lang)
         await self._limiter.acquire(channel)
         try:
-            response = await self._client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread_of,
-                # Slack has no idempotency key; the key rides along in the message metadata so
-                # an operator (or a later reconciliation) can tell which outbox row it was.
-                metadata={"event_type": "outagebot_delivery", "event_payload": {"key": key}},
-                unfurl_links=False,
-                unfurl_media=False,
-                **message.payload(),
-            )
+            async with self._workspace:
+                response = await self._client.chat_postMessage(
+                    channel=channel,
+                    thread_ts=thread_of,
+                    # Slack has no idempotency key; the key rides along in the message metadata
+                    # so an operator (or a later reconciliation) can tell which outbox row it was.
+                    metadata={"event_type": "outagebot_delivery", "event_payload": {"key": key}},
+                    unfurl_links=False,
+                    unfurl_media=False,
+                    **message.payload(),
+                )
         except (SlackApiError, ClientError, TimeoutError) as exc:
             raise delivery_error(exc, f"chat.postMessage to {channel}") from exc
         ts = response.get("ts")
@@ -158,9 +171,10 @@ class SlackSender:
         message = await self._render(reply, lang)
         await self._limiter.acquire(sent.channel)
         try:
-            await self._client.chat_update(
-                channel=sent.channel, ts=sent.message_id, **message.payload()
-            )
+            async with self._workspace:
+                await self._client.chat_update(
+                    channel=sent.channel, ts=sent.message_id, **message.payload()
+                )
         except (SlackApiError, ClientError, TimeoutError) as exc:
             raise delivery_error(exc, f"chat.update in {sent.channel}") from exc
 

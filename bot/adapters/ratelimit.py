@@ -4,7 +4,8 @@ Discord allows a bot 50 requests per second across all routes, and discord.py do
 ahead of that limit: it only reacts to the 429 (70 concurrent sends drew 42 global 429s in
 shared/PROTOCOLS.md). Per-route buckets are a different matter: discord.py already reads each
 response's ``X-RateLimit-*`` headers and waits before a route's bucket runs dry, so this limiter
-only keeps the global rate, which no header announces ahead of time.
+only keeps the global rate, which no header announces ahead of time. Slack's Web API limits a
+workspace's calls the same way, with no header ahead of the 429, so the Slack sender uses one too.
 
 A slot is held from the start of a request until ``per`` seconds after its response arrived.
 Counting from the response (not from the start) is what makes the bound hold on the server's
