@@ -1,6 +1,7 @@
 """``python -m benchmarks [--quick] [--only NAME] [--output PATH]``.
 
-NAME: one of NAMES below (verdict, import, storage, detect, probe, schedule, alert, slack, discord).
+NAME: one of NAMES (results.ORDER): verdict, import, storage, detect, probe, schedule, alert,
+fanout, slack, discord.
 
 Prints each benchmark's tables to stdout (progress goes to stderr) and writes a Markdown report:
 ``benchmarks/RESULTS.md`` in full mode, ``benchmarks/data/RESULTS-quick.md`` in quick mode so a
@@ -20,6 +21,7 @@ from . import (
     alert_bench,
     detect_bench,
     discord_bench,
+    fanout_bench,
     import_bench,
     probe_bench,
     schedule_bench,
@@ -29,9 +31,9 @@ from . import (
     verdict_data,
 )
 from .common import BENCH_DIR, Section, code_version, data_dir, describe_machine, progress
-from .results import save_section, write_results
+from .results import ORDER, save_section, write_results
 
-NAMES = ("verdict", "import", "storage", "detect", "probe", "schedule", "alert", "slack", "discord")
+NAMES = ORDER
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress(f"{name}: done in {time.perf_counter() - started:,.0f} s")
             section.facts.append(f"Code: {code}, loaded when the run started")
             now = code_version()
-            if name in ("import", "detect", "probe", "schedule", "discord") and now != code:
+            in_subprocess = ("import", "detect", "probe", "schedule", "fanout", "discord")
+            if name in in_subprocess and now != code:
                 section.facts.append(
                     f"WARNING: bot/ changed during this run (now {now}): the CLI subprocesses "
                     "may have run other code than the in-process paths. Run it again."
@@ -98,6 +101,8 @@ def _run(name: str, *, quick: bool) -> Section:
         return alert_bench.run(alert_bench.QUICK if quick else alert_bench.FULL)
     if name == "schedule":
         return schedule_bench.run(schedule_bench.QUICK if quick else schedule_bench.FULL)
+    if name == "fanout":
+        return fanout_bench.run(fanout_bench.QUICK if quick else fanout_bench.FULL)
     if name == "slack":
         return slack_bench.run(slack_bench.QUICK if quick else slack_bench.FULL)
     if name == "discord":

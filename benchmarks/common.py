@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -12,6 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -130,6 +132,7 @@ class Table:
             max(len(self.columns[i]), *(len(row[i]) for row in self.rows)) if self.rows else 0
             for i in range(len(self.columns))
         ]
+
         def line(cells: Sequence[str]) -> str:
             first = cells[0].ljust(widths[0])
             rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
@@ -210,3 +213,33 @@ def _git(*args: str) -> str:
     except OSError:
         return ""
     return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and of its live descendants, if it starts any.
+
+    From /proc/PID/stat (fields 14 and 15, in clock ticks) and /proc/PID/task/*/children.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0  # exited meanwhile
+    fields = stat[stat.rindex(")") + 2 :].split()
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    return total
+
+
+def wait_for_message(
+    conn: Connection, bot: subprocess.Popen[bytes], seconds: float, what: str
+) -> None:
+    """Wait for a helper process's next message on ``conn``; give up early if the bot exited."""
+    deadline = time.monotonic() + seconds
+    while not conn.poll(0.5):
+        if bot.poll() is not None:
+            raise RuntimeError(f"{what} (the bot exited with {bot.returncode})")
+        if time.monotonic() > deadline:
+            raise RuntimeError(what)

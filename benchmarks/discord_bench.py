@@ -56,10 +56,12 @@ from .common import (
     VENV_BIN,
     Section,
     Table,
+    cpu_seconds,
     data_dir,
     median,
     progress,
     remove_database,
+    wait_for_message,
 )
 
 TARGET_ACK_P99_MS = 500.0
@@ -138,6 +140,7 @@ async def _fake_main(conn: Connection) -> None:
         fake.requests.clear()
         cpu = time.process_time()
         fired = await asyncio.gather(*(fake.slash("isitdown", {"service": s}) for s in services))
+
         def answered_with_chart(i: Any) -> bool:
             return bool(i.followups) and bool(fake.messages[i.followups[0]["id"]].get("files"))
 
@@ -302,24 +305,6 @@ def _bot_command(config: Path, round_no: int, mix: str) -> list[str]:
     return [str(VENV_BIN / "outagebot"), *args]
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and of its live descendants, if it starts any.
-
-    From /proc/PID/stat (fields 14 and 15, in clock ticks) and /proc/PID/task/*/children.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0  # exited meanwhile
-    fields = stat[stat.rindex(")") + 2 :].split()
-    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            for child in (task / "children").read_text().split():
-                total += _cpu_seconds(int(child))
-    return total
-
-
 @dataclass(frozen=True, slots=True)
 class _Round:
     mix: str
@@ -359,16 +344,17 @@ def _round(scenario: DiscordScenario, database: Path, mix: str, number: int) -> 
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        _wait_for(parent, bot, 120, f"the bot did not answer a first /isitdown; see {log_path}")
+        no_answer = f"the bot did not answer a first /isitdown; see {log_path}"
+        wait_for_message(parent, bot, 120, no_answer)
         warm = parent.recv()
         load = os.getloadavg()[0]
-        cpu = _cpu_seconds(bot.pid)
+        cpu = cpu_seconds(bot.pid)
         started = time.perf_counter()
         parent.send(_services_for(mix, scenario.interactions))
-        _wait_for(parent, bot, ANSWER_TIMEOUT + 60, "the local Discord sent no results")
+        wait_for_message(parent, bot, ANSWER_TIMEOUT + 60, "the local Discord sent no results")
         result: dict[str, Any] = parent.recv()
         wall = time.perf_counter() - started
-        bot_cpu = _cpu_seconds(bot.pid) - cpu
+        bot_cpu = cpu_seconds(bot.pid) - cpu
     finally:
         if bot is not None:
             bot.send_signal(signal.SIGTERM)  # a clean stop (cProfile writes its file then)
@@ -381,16 +367,6 @@ def _round(scenario: DiscordScenario, database: Path, mix: str, number: int) -> 
         if fake_proc.is_alive():
             fake_proc.kill()
     return _summarise(mix, number, result, bot_cpu, wall, warm["warm_seconds"], load)
-
-
-def _wait_for(conn: Connection, bot: subprocess.Popen[bytes], seconds: float, what: str) -> None:
-    """Wait for the local Discord's next message; give up early if the bot exited."""
-    deadline = time.monotonic() + seconds
-    while not conn.poll(0.5):
-        if bot.poll() is not None:
-            raise RuntimeError(f"{what} (the bot exited with {bot.returncode})")
-        if time.monotonic() > deadline:
-            raise RuntimeError(what)
 
 
 def _summarise(
