@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import sqlite3
 import time
@@ -183,5 +184,8 @@ class AlertDispatcher:
         p = self._policy
         backoff = min(p.backoff_max, p.backoff_min * 2 ** min(row.attempts, 16))
         delay = max(retry_after or 0.0, backoff * self._rng.uniform(0.5, 1.0))
-        await self._store.alert_retry(row.id, now + max(1, round(delay)), error)
+        # Counted from the refusal, not from when the attempt began, and rounded up to the next
+        # whole second (due_at is in seconds): a retry never comes before Retry-After is over.
+        due = max(now + 1, math.ceil(self._clock() + delay))
+        await self._store.alert_retry(row.id, due, error)
         return False

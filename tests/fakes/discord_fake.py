@@ -79,6 +79,7 @@ class Injected:
     body: dict[str, Any]
     headers: dict[str, str]
     times: int
+    created: bool = False  # served first: only the answer is the failure
 
 
 class FakeDiscord:
@@ -201,8 +202,16 @@ class FakeDiscord:
         retry_after: float = 1.0,
         times: int = 1,
         body: dict[str, Any] | None = None,
+        created: bool = False,
+        cloudflare: bool = False,
     ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` (a route 429 by default)."""
+        """Answer the next ``times`` matching requests with ``status`` (a route 429 by default).
+
+        ``created``: the request is served (the message exists) and only its answer is the
+        failure, as when Discord's edge gives up after the write (a 502 from Cloudflare).
+        ``cloudflare``: a 429 from Cloudflare rather than from Discord's API, without the
+        ``Via`` header; discord.py does not wait and retry those itself.
+        """
         headers: dict[str, str] = {}
         if status == 429:
             body = body or {
@@ -210,12 +219,12 @@ class FakeDiscord:
                 "retry_after": retry_after,
                 "global": False,
             }
-            headers = {
-                "Retry-After": f"{retry_after}",
-                "X-RateLimit-Scope": "user",
-                "Via": "1.1 google",
-            }
-        self._injected.append(Injected(method, path_prefix, status, body or {}, headers, times))
+            headers = {"Retry-After": f"{retry_after}"}
+            if not cloudflare:
+                headers |= {"X-RateLimit-Scope": "user", "Via": "1.1 google"}
+        self._injected.append(
+            Injected(method, path_prefix, status, body or {}, headers, times, created)
+        )
 
     async def drop_gateway(self, code: int = 4000) -> None:
         """Close every gateway connection as Discord does before asking for a RESUME."""
@@ -607,22 +616,17 @@ class FakeDiscord:
             if request.method == "POST" and path.startswith("/channels/"):
                 # Every answer on a bucketed route announces the bucket, as Discord does.
                 response.headers.update(self._bucket_headers(path.split("/")[2], entry.at))
+            if response.status < 300 and (late := self._take_injected(request, created=True)):
+                response = self._json(late.body, status=late.status, headers=late.headers)
         entry.status = response.status
         await self._notify()
         return response
 
     async def _gatekeep(self, request: web.Request, entry: Request) -> web.Response | None:
+        injected = self._take_injected(request, created=False)
+        if injected is not None:
+            return self._json(injected.body, status=injected.status, headers=injected.headers)
         path = request.path.removeprefix("/api/v10")
-        for injected in self._injected:
-            if (
-                injected.times > 0
-                and request.method == injected.method
-                and path.startswith(injected.path_prefix)
-            ):
-                injected.times -= 1
-                if injected.status == 429:
-                    self.route_429s += 1
-                return self._json(injected.body, status=injected.status, headers=injected.headers)
         public = path.startswith(("/interactions/", "/webhooks/"))
         if not public and not entry.authorized:
             return self._json(p.error(0, "401: Unauthorized"), status=401)
@@ -633,6 +637,21 @@ class FakeDiscord:
                 return limited
         if request.method == "POST" and path.startswith("/channels/"):
             return self._bucket_check(path.split("/")[2], entry.at)
+        return None
+
+    def _take_injected(self, request: web.Request, *, created: bool) -> Injected | None:
+        path = request.path.removeprefix("/api/v10")
+        for injected in self._injected:
+            if (
+                injected.times > 0
+                and injected.created == created
+                and request.method == injected.method
+                and path.startswith(injected.path_prefix)
+            ):
+                injected.times -= 1
+                if injected.status == 429:
+                    self.route_429s += 1
+                return injected
         return None
 
     def _global_check(self, at: float) -> web.Response | None:
