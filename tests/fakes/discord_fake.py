@@ -6,7 +6,9 @@ responses, gateway IDENTIFY/RESUME frames and rate-limit violations. It enforces
 enforces (shared/PROTOCOLS.md): the bot token, the 3 s first-response deadline (10062), a second
 callback (40060), expired followup tokens (50027), the global 50 requests/s (counted in
 ``global_429s``), per-channel buckets announced in ``X-RateLimit-*`` headers, and every payload
-limit (400, code 50035; see discord_limits.py, refusals kept in ``invalid``).
+limit (400, code 50035; see discord_limits.py, refusals kept in ``invalid``). Threads started
+from a message take the message's id; a second start is 160004, a DM refuses threads (50003),
+and ``threadless_channels`` refuse them as a channel without the permission does (50013).
 
 Synchronise on state, never on time: ``await fake.wait_for(lambda: ...)`` wakes on every change.
 """
@@ -122,6 +124,8 @@ class FakeDiscord:
         self.invalid: list[list[str]] = []  # bodies refused with 50035, by problem list
         self.forbidden_channels: set[str] = set()
         self.unknown_channels: set[str] = set()
+        self.threadless_channels: set[str] = set()  # no Create Public Threads permission
+        self.threads: dict[str, dict[str, Any]] = {}  # thread id (= its first message's id)
         self._injected: list[Injected] = []
         self._global_times: deque[float] = deque()
         self._max_in_window = 0
@@ -151,6 +155,7 @@ class FakeDiscord:
         r.add_delete(f"{base}/webhooks/{{app}}/{{token}}/messages/@original", self._del_original)
         r.add_post(f"{base}/channels/{{channel}}/messages", self._create_message)
         r.add_patch(f"{base}/channels/{{channel}}/messages/{{message}}", self._edit_message)
+        r.add_post(f"{base}/channels/{{channel}}/messages/{{message}}/threads", self._start_thread)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -591,6 +596,29 @@ class FakeDiscord:
         await self._notify()
         return self._json(edited)
 
+    async def _start_thread(self, request: web.Request) -> web.Response:
+        channel, message = request.match_info["channel"], request.match_info["message"]
+        body, _ = await _body(request)
+        msg = self.messages.get(message)
+        if msg is None or msg["channel_id"] != channel:
+            return self._json(p.error(10008, "Unknown Message"), status=404)
+        if channel == self.dm_channel_id:
+            return self._json(p.error(50003, "Cannot execute action on a DM channel"), status=400)
+        if channel in self.threadless_channels:
+            return self._json(p.error(50013, "Missing Permissions"), status=403)
+        if message in self.threads:
+            text = "A thread has already been created for this message"
+            return self._json(p.error(160004, text), status=400)
+        name = str(body.get("name") or "")
+        problems = [] if 1 <= len(name) <= 100 else [f"name: {len(name)} characters, not 1-100"]
+        if refused := self._invalid(problems):
+            return refused
+        thread = p.thread(message, channel, self.guild_id, self.bot["id"], name, body)
+        self.threads[message] = thread
+        msg["thread"] = thread
+        await self._notify()
+        return self._json(thread, status=201)
+
     # ---- the middleware: recording, injected failures, rate limits --------------------------
 
     @web.middleware
@@ -613,7 +641,7 @@ class FakeDiscord:
         if response is None:
             response = await handler(request)
             path = request.path.removeprefix("/api/v10")
-            if request.method == "POST" and path.startswith("/channels/"):
+            if request.method == "POST" and _message_route(path):
                 # Every answer on a bucketed route announces the bucket, as Discord does.
                 response.headers.update(self._bucket_headers(path.split("/")[2], entry.at))
             if response.status < 300 and (late := self._take_injected(request, created=True)):
@@ -635,7 +663,7 @@ class FakeDiscord:
             limited = self._global_check(entry.at)
             if limited is not None:
                 return limited
-        if request.method == "POST" and path.startswith("/channels/"):
+        if request.method == "POST" and _message_route(path):
             return self._bucket_check(path.split("/")[2], entry.at)
         return None
 
@@ -896,3 +924,9 @@ async def _parse(request: web.Request) -> tuple[dict[str, Any], list[tuple[str, 
         text = await request.text()
         return (json.loads(text) if text else {}), []
     return {}, []
+
+
+def _message_route(path: str) -> bool:
+    """``/channels/{id}/messages``: the route with a bucket per channel."""
+    parts = path.split("/")
+    return len(parts) == 4 and parts[1] == "channels" and parts[3] == "messages"

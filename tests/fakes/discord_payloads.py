@@ -156,5 +156,31 @@ def message(
     }
 
 
+def thread(
+    thread_id: str, parent_id: str, guild_id: str, owner_id: str, name: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """A public thread (type 11) started from message ``thread_id``, which is also its id."""
+    return {
+        "id": thread_id,
+        "type": 11,
+        "guild_id": guild_id,
+        "parent_id": parent_id,
+        "owner_id": owner_id,
+        "name": name,
+        "last_message_id": None,
+        "rate_limit_per_user": body.get("rate_limit_per_user") or 0,
+        "message_count": 0,
+        "member_count": 1,
+        "total_message_sent": 0,
+        "flags": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": body.get("auto_archive_duration") or 4320,
+            "archive_timestamp": now_iso(),
+            "locked": False,
+        },
+    }
+
+
 def error(code: int, text: str, **extra: Any) -> dict[str, Any]:
     return {"message": text, "code": code, **extra}

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -23,8 +22,8 @@ from bot.adapters.base import Adapter, Complete, DeliveryError, Dispatch, Sent
 from bot.adapters.discord.chartcache import ChartCache
 from bot.adapters.discord.client import make_client, point_at
 from bot.adapters.discord.commands import CatalogTranslator, add_commands
-from bot.adapters.discord.interactions import ACK_BUDGET, InteractionHandler, message_options
-from bot.adapters.discord.render import render_reply
+from bot.adapters.discord.delivery import DiscordDelivery
+from bot.adapters.discord.interactions import ACK_BUDGET, InteractionHandler
 from bot.adapters.ratelimit import GlobalLimiter
 from bot.adapters.registry import AdapterDeps
 from bot.config import DiscordSettings
@@ -36,12 +35,9 @@ __all__ = ["DiscordAdapter", "build", "read_token", "sync_commands"]
 
 log = logging.getLogger(__name__)
 
-# Discord accepts a message nonce of at most 25 characters.
-NONCE_MAX = 25
 # Gives up on a send that Discord asks us to delay by more than this (discord.py's minimum is
 # 30 s); the outbox retries it later instead of holding a worker.
 MAX_RATELIMIT_WAIT = 30.0
-SEND_TIMEOUT = 35.0  # seconds one proactive send or edit may take, retries included
 
 
 def build(deps: AdapterDeps) -> Adapter:
@@ -101,6 +97,7 @@ class DiscordAdapter:
         self._ready_timeout = ready_timeout
         self._client: discord.Client | None = None
         self._runner: asyncio.Task[None] | None = None
+        self._delivery = DiscordDelivery(self._require_client, self._charts)
 
     @property
     def client(self) -> discord.Client | None:
@@ -199,34 +196,10 @@ class DiscordAdapter:
         thread_of: str | None = None,
         lang: str = "en",
     ) -> Sent:
-        client = self._require_client()
-        options = await message_options(render_reply(reply, lang), self._charts)
-        target = client.get_partial_messageable(_snowflake(channel, "channel"))
-        if thread_of is not None:
-            # Discord threads need a channel type and permissions we may not have; a reply
-            # keeps an incident's updates visibly attached to its first message.
-            options["reference"] = discord.MessageReference(
-                message_id=_snowflake(thread_of, "message"),
-                channel_id=target.id,
-                fail_if_not_exists=False,
-            )
-        async with _delivery(f"send channel={channel}"):
-            message = await target.send(nonce=nonce(key), **options)
-        return Sent(channel=channel, message_id=str(message.id))
+        return await self._delivery.send(channel, reply, key=key, thread_of=thread_of, lang=lang)
 
     async def edit(self, sent: Sent, reply: Reply, *, lang: str = "en") -> None:
-        client = self._require_client()
-        payload = render_reply(reply, lang)
-        options = await message_options(payload, self._charts)
-        file = options.pop("file", None)
-        options["attachments"] = [file] if file is not None else []
-        options.setdefault("content", None)
-        options.setdefault("embed", None)
-        options.setdefault("view", None)
-        channel = client.get_partial_messageable(_snowflake(sent.channel, "channel"))
-        message = channel.get_partial_message(_snowflake(sent.message_id, "message"))
-        async with _delivery(f"edit channel={sent.channel}"):
-            await message.edit(**options)
+        await self._delivery.edit(sent, reply, lang=lang)
 
     def _require_client(self) -> discord.Client:
         if self._client is None or not self._client.is_ready():
@@ -321,59 +294,3 @@ def _log_gateway_end(runner: asyncio.Task[None]) -> None:
     exc = runner.exception()
     if exc is not None:
         log.error("discord gateway stopped for good error=%s: %s", type(exc).__name__, exc)
-
-
-def nonce(key: str) -> str:
-    """A Discord nonce (at most 25 characters) that is the same for the same idempotency key."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:NONCE_MAX]
-
-
-def _snowflake(value: str, what: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise DeliveryError(f"{what} id {value!r} is not a Discord id", permanent=True) from None
-
-
-@contextlib.asynccontextmanager
-async def _delivery(what: str) -> AsyncIterator[None]:
-    """Map Discord failures to DeliveryError: retry later (429, 5xx, network) or never (4xx).
-
-    Bounded in time: discord.py retries 429s and 5xx inside one request for minutes, which
-    would hold an outbox worker; past SEND_TIMEOUT the outbox retries instead (the nonce makes
-    that resend safe).
-    """
-    try:
-        async with asyncio.timeout(SEND_TIMEOUT):
-            yield
-    except discord.RateLimited as exc:
-        raise DeliveryError(f"{what}: rate limited", retry_after=exc.retry_after) from exc
-    except discord.HTTPException as exc:
-        if exc.status == 429:
-            raise DeliveryError(
-                f"{what}: rate limited", retry_after=_seconds(exc.response.headers)
-            ) from exc
-        if exc.status >= 500:
-            raise DeliveryError(f"{what}: Discord error {exc.status}") from exc
-        if exc.status == 401:
-            # A revoked or rotated token is the bot's problem, not the message's: keep the
-            # alerts and try again once the operator fixed it, instead of dead-lettering all.
-            log.error("Discord rejects the bot token (401); alerts wait until it is fixed")
-            raise DeliveryError(f"{what}: Discord rejects the bot token", retry_after=60) from exc
-        # 403 Missing Access/Permissions, 404 Unknown Channel, 400 bad payload: resending the
-        # same message to the same place cannot succeed.
-        raise DeliveryError(
-            f"{what}: Discord refused it ({exc.status}, code {exc.code}): {exc.text}",
-            permanent=True,
-        ) from exc
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise DeliveryError(f"{what}: {type(exc).__name__}: {exc}") from exc
-
-
-def _seconds(headers: Any) -> float | None:
-    """Retry-After as seconds; None when missing or malformed (the outbox backs off itself)."""
-    try:
-        value = float(headers.get("Retry-After", ""))
-    except (TypeError, ValueError):
-        return None
-    return value if value >= 0 else None
