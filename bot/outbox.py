@@ -2,8 +2,10 @@
 
 RELIABILITY.md, "Delivery of alerts": rows are claimed in queue order; each channel's rows go out
 one after another (an update never overtakes its opening message) while different channels go
-out concurrently, paced by the adapter's own limiter. The first message of an incident is posted
-with an idempotency key (a Discord nonce), later changes edit it and add a reply in its thread;
+out concurrently, paced by the adapter's own limiter. Every message is posted with an idempotency
+key: a Discord nonce; on Slack, which has none, the key rides in the message metadata, each
+attempt is marked before it is made, and a retry whose last attempt may have landed looks for
+the key first (``Reconciler``). Later changes edit the first message and add a reply in its thread;
 the resolution edits it to "resolved after 1 h 12 min". 429, 5xx and connection failures are
 retried with backoff and jitter, honouring Retry-After; a permanent refusal, or a row older than
 ``max_age``, becomes a dead letter (listed by /subscriptions and the digest). A platform that is
@@ -23,9 +25,10 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from bot.adapters.base import DeliveryError, Sender, Sent
+from bot.adapters.base import DeliveryError, Reconciler, Sender, Sent
 from bot.alerts import alert_reply
 from bot.ops import OpsNotifier
+from bot.reply import Reply
 from bot.store import OutboxRow, Store
 
 __all__ = ["AlertDispatcher", "DeliveryPolicy"]
@@ -141,8 +144,7 @@ class AlertDispatcher:
         now = int(self._clock())
         try:
             if row.kind == "open":
-                sent = await sender.send(row.channel, reply, key=f"outbox-{row.id}")
-                message_id = sent.message_id
+                sent = await self._post(sender, row, reply, now)
             else:
                 original = None
                 if row.incident_id is not None:
@@ -152,19 +154,20 @@ class AlertDispatcher:
                 if original is not None and original[0] == "pending":
                     # Its opening message has not gone out yet: try again shortly.
                     await self._store.alert_retry(
-                        row.id, now + int(self._policy.wait_for_original), "waiting for open"
+                        row.id,
+                        now + int(self._policy.wait_for_original),
+                        "waiting for open",
+                        in_doubt=True,  # keeps an earlier attempt's mark, if there was one
                     )
                     return False
                 if original is not None and original[0] == "sent" and original[1]:
                     first = Sent(row.channel, original[1])
                     await sender.edit(first, reply)
-                    sent = await sender.send(
-                        row.channel, reply, key=f"outbox-{row.id}", thread_of=first.message_id
-                    )
+                    sent = await self._post(sender, row, reply, now, thread_of=first.message_id)
                 else:
                     # Subscribed after the incident opened (or its opening was undeliverable).
-                    sent = await sender.send(row.channel, reply, key=f"outbox-{row.id}")
-                message_id = sent.message_id
+                    sent = await self._post(sender, row, reply, now)
+            message_id = sent.message_id
         except DeliveryError as exc:
             return await self._failed(row, now, str(exc), exc.retry_after, exc.permanent)
         except Exception as exc:  # a bug of ours or an unexpected library error: retry later
@@ -173,6 +176,27 @@ class AlertDispatcher:
         await self._store.alert_sent(row.id, message_id, now)
         self.delivered += 1
         return True
+
+    async def _post(
+        self, sender: Sender, row: OutboxRow, reply: Reply, now: int, thread_of: str | None = None
+    ) -> Sent:
+        """Send the row's message once, as far as the platform lets us know.
+
+        Discord drops a resend by its nonce. Slack has no such key, so before a retry whose last
+        attempt may have landed (a crash, a timeout) we look for the message by its key, and
+        every attempt is marked first so a crash in the middle leaves that trace.
+        """
+        key = f"outbox-{row.id}"
+        if isinstance(sender, Reconciler):
+            if row.sending_at is not None:
+                found = await sender.find(
+                    row.channel, key, since=row.sending_at, thread_of=thread_of
+                )
+                if found is not None:
+                    log.info("alert already posted row=%d platform=%s", row.id, row.platform)
+                    return found
+            await self._store.alert_sending(row.id, now)
+        return await sender.send(row.channel, reply, key=key, thread_of=thread_of)
 
     async def _failed(
         self, row: OutboxRow, now: int, error: str, retry_after: float | None, permanent: bool
@@ -187,5 +211,8 @@ class AlertDispatcher:
         # Counted from the refusal, not from when the attempt began, and rounded up to the next
         # whole second (due_at is in seconds): a retry never comes before Retry-After is over.
         due = max(now + 1, math.ceil(self._clock() + delay))
-        await self._store.alert_retry(row.id, due, error)
+        # A refusal with Retry-After (a 429, a limiter) means nothing was posted; anything else
+        # (5xx, a timeout, a dropped connection) may have posted it.
+        in_doubt = retry_after is None
+        await self._store.alert_retry(row.id, due, error, in_doubt=in_doubt)
         return False

@@ -23,7 +23,16 @@ from bot.complete import Choice
 from bot.invocation import Invocation
 from bot.reply import Reply
 
-__all__ = ["Adapter", "Choice", "Complete", "DeliveryError", "Dispatch", "Sender", "Sent"]
+__all__ = [
+    "Adapter",
+    "Choice",
+    "Complete",
+    "DeliveryError",
+    "Dispatch",
+    "Reconciler",
+    "Sender",
+    "Sent",
+]
 
 Dispatch = Callable[[Invocation], Awaitable[Reply]]
 """Runs one command for one user; the only door from an adapter into the bot."""
@@ -108,4 +117,24 @@ class Sender(Protocol):
 
     async def edit(self, sent: Sent, reply: Reply, *, lang: str = "en") -> None:
         """Replace the message ``sent`` with ``reply`` (an incident's update or resolution)."""
+        ...
+
+
+@runtime_checkable
+class Reconciler(Protocol):
+    """A sender whose platform has no idempotency key can look for an earlier attempt instead.
+
+    Slack has none: a message Slack accepted just before a crash (or a timeout) would be posted
+    again by the retry. The outbox marks each attempt before it is made; when it retries a row
+    whose last attempt may have landed, it first asks ``find`` and records what it finds.
+    """
+
+    async def find(
+        self, channel: str, key: str, *, since: int, thread_of: str | None = None
+    ) -> Sent | None:
+        """The message posted with ``key`` at or after ``since`` (epoch seconds), if any.
+
+        None when there is none, or when the platform will not say (a missing scope, no access):
+        the outbox then sends again, which may repeat that one message.
+        """
         ...

@@ -301,11 +301,16 @@ class Store:
     ) -> tuple[str, str] | None:
         return await self._call(alert_sql.original_message, incident_id, platform, channel)
 
+    async def alert_sending(self, row_id: int, now: int) -> None:
+        await self._write(alert_sql.mark_sending, row_id, now)
+
     async def alert_sent(self, row_id: int, message_id: str, now: int) -> None:
         await self._write(alert_sql.mark_sent, row_id, message_id, now)
 
-    async def alert_retry(self, row_id: int, due_at: int, error: str) -> None:
-        await self._write(alert_sql.mark_retry, row_id, due_at, error)
+    async def alert_retry(
+        self, row_id: int, due_at: int, error: str, *, in_doubt: bool = False
+    ) -> None:
+        await self._write(alert_sql.mark_retry, row_id, due_at, error, in_doubt)
 
     async def alert_dead(self, row_id: int, error: str) -> None:
         await self._write(alert_sql.mark_dead, row_id, error)

@@ -22,6 +22,7 @@ __all__ = [
     "enqueue",
     "mark_dead",
     "mark_retry",
+    "mark_sending",
     "mark_sent",
     "matching_subscriptions",
     "original_message",
@@ -55,11 +56,13 @@ class OutboxRow(NamedTuple):
     attempts: int
     due_at: int
     created_at: int
+    sending_at: int | None = None  # an earlier attempt began then and may have landed
 
 
 _SUB_COLUMNS = "id, platform, tenant, channel, scope, target, level, lang, created_by"
 _OUT_COLUMNS = (
-    "id, incident_id, platform, tenant, channel, kind, payload, attempts, due_at, created_at"
+    "id, incident_id, platform, tenant, channel, kind, payload, attempts, due_at, created_at, "
+    "sending_at"
 )
 
 
@@ -175,9 +178,19 @@ def claim_due(conn: sqlite3.Connection, platform: str, now: int, limit: int) -> 
 
 
 def _outbox(raw: tuple[Any, ...]) -> OutboxRow:
-    iid, incident, platform, tenant, channel, kind, payload, attempts, due, created = raw
+    iid, incident, platform, tenant, channel, kind, payload, attempts, due, created, sending = raw
     return OutboxRow(
-        iid, incident, platform, tenant, channel, kind, json.loads(payload), attempts, due, created
+        iid,
+        incident,
+        platform,
+        tenant,
+        channel,
+        kind,
+        json.loads(payload),
+        attempts,
+        due,
+        created,
+        sending,
     )
 
 
@@ -193,18 +206,36 @@ def original_message(
     return None if row is None else (row[0], row[1])
 
 
+def mark_sending(conn: sqlite3.Connection, row_id: int, now: int) -> None:
+    """An attempt begins: until it is settled, the message may or may not be posted.
+
+    The earliest attempt in doubt is kept, so a later look for the message covers them all.
+    """
+    conn.execute(
+        "UPDATE outbox SET sending_at = coalesce(sending_at, ?) WHERE id = ?", (now, row_id)
+    )
+
+
 def mark_sent(conn: sqlite3.Connection, row_id: int, message_id: str, now: int) -> None:
     conn.execute(
-        "UPDATE outbox SET state = 'sent', message_id = ?, sent_at = ?, attempts = attempts + 1 "
-        "WHERE id = ?",
+        "UPDATE outbox SET state = 'sent', message_id = ?, sent_at = ?, attempts = attempts + 1, "
+        "sending_at = NULL WHERE id = ?",
         (message_id, now, row_id),
     )
 
 
-def mark_retry(conn: sqlite3.Connection, row_id: int, due_at: int, error: str) -> None:
+def mark_retry(
+    conn: sqlite3.Connection, row_id: int, due_at: int, error: str, in_doubt: bool
+) -> None:
+    """Retry at ``due_at``; ``in_doubt``: the failed attempt may still have posted the message.
+
+    Not in doubt (a 429, a limiter's refusal) clears the mark: the outbox looked for earlier
+    attempts before making this one, so nothing posted is unaccounted for.
+    """
     conn.execute(
-        "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ? WHERE id = ?",
-        (due_at, error[:500], row_id),
+        "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?, "
+        "sending_at = CASE WHEN ? THEN sending_at ELSE NULL END WHERE id = ?",
+        (due_at, error[:500], in_doubt, row_id),
     )
 
 

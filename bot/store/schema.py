@@ -291,6 +291,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE subscriptions ADD COLUMN lang TEXT NOT NULL DEFAULT 'en';
     CREATE INDEX subscriptions_channel ON subscriptions (platform, tenant, channel);
     """,
+    # 4: when an alert's last attempt may have reached a platform without idempotency keys
+    # (Slack): set before the attempt, cleared when it is known not to have landed.
+    """
+    ALTER TABLE outbox ADD COLUMN sending_at INTEGER;
+    """,
 )
 
 LATEST = len(MIGRATIONS)

@@ -9,6 +9,11 @@ Scripting: ``script(method, Scripted(...))`` queues answers (a 429 storm, an err
 used before the normal answer. Waiting: ``await wait_for(predicate)`` wakes on every request, so
 tests never sleep to synchronise.
 
+History: accepted messages are kept with their metadata, and ``conversations.history`` and
+``conversations.replies`` page through them as Slack does (newest first, ``oldest``, ``limit``,
+``cursor``; metadata only with ``include_all_metadata``). Set ``history_error`` (for example
+"missing_scope" or "not_in_channel") to refuse them as Slack does for an app without the scope.
+
 Rate limits, as Slack applies them to chat.postMessage (PROTOCOLS.md): about one message per
 second per channel with short bursts (a token bucket of ``channel_burst`` refilled at
 ``channel_rate`` per second), and optionally ``global_limit`` calls per second of each Web API
@@ -87,6 +92,8 @@ class FakeSlack:
         self.users: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
         self.channel_messages: dict[str, list[Call]] = {}  # accepted chat.postMessage calls
+        self.posted: list[dict[str, Any]] = []  # accepted messages, as history shows them
+        self.history_error: str | None = None
         self.responses: dict[str, list[dict[str, Any]]] = {}  # response_url token -> bodies
         self.response_statuses: list[int] = []
         self.arrivals: dict[str, float] = {}  # response_url token -> perf_counter() of 1st use
@@ -284,6 +291,18 @@ class FakeSlack:
 
     def _m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
         ts = self._ts()
+        metadata = args.get("metadata")
+        self.posted.append(
+            {
+                "type": "message",
+                "user": self.bot_user,
+                "ts": ts,
+                "channel": str(args.get("channel")),
+                "thread_ts": args.get("thread_ts") or None,
+                "text": args.get("text") or "",
+                "metadata": json.loads(metadata) if isinstance(metadata, str) else metadata,
+            }
+        )
         return {"ok": True, "channel": args.get("channel"), "ts": ts, "message": {"ts": ts}}
 
     def _m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -291,6 +310,45 @@ class FakeSlack:
 
     def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "channel": args.get("channel"), "ts": args.get("ts")}
+
+    def _m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel"))
+        found = [
+            m for m in self.posted if m["channel"] == channel and m["thread_ts"] in (None, m["ts"])
+        ]
+        return self._page(list(reversed(found)), args)  # newest first
+
+    def _m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, parent = str(args.get("channel")), str(args.get("ts"))
+        found = [
+            m
+            for m in self.posted
+            if m["channel"] == channel and (m["ts"] == parent or m["thread_ts"] == parent)
+        ]
+        if not found:
+            return {"ok": False, "error": "thread_not_found"}
+        return self._page(found, args)  # the parent, then its replies, oldest first
+
+    def _page(self, messages: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
+        if self.history_error is not None:
+            return {"ok": False, "error": self.history_error}
+        oldest = float(args.get("oldest") or 0)
+        with_metadata = str(args.get("include_all_metadata")).lower() in ("true", "1")
+        messages = [m for m in messages if float(m["ts"]) > oldest]
+        start = int(args.get("cursor") or 0)
+        limit = int(args.get("limit") or 100)
+        page = messages[start : start + limit]
+        shown = [
+            {k: v for k, v in m.items() if k != "channel" and (with_metadata or k != "metadata")}
+            for m in page
+        ]
+        more = start + limit < len(messages)
+        return {
+            "ok": True,
+            "messages": shown,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def _m_views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "view": {"id": f"V{next(self._ids)}"}}

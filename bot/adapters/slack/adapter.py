@@ -206,6 +206,12 @@ class SlackAdapter:
     async def edit(self, sent: Sent, reply: Reply, *, lang: str = "en") -> None:
         await self.sender.edit(sent, reply, lang=lang)
 
+    async def find(
+        self, channel: str, key: str, *, since: int, thread_of: str | None = None
+    ) -> Sent | None:
+        """bot.adapters.base.Reconciler: Slack has no idempotency key, so look for the message."""
+        return await self.sender.find(channel, key, since=since, thread_of=thread_of)
+
     # ---- bolt wiring -------------------------------------------------------------------------
 
     def _register(self) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 # (50/s is the figure we plan for); one limiter shared by chat.postMessage and chat.update keeps
 # each under it. Chart uploads and commands use other methods, with their own budgets.
 WORKSPACE_RATE = 50
+METADATA_TYPE = "outagebot_delivery"  # the message metadata that carries the outbox key
+FIND_MARGIN = 60  # seconds before an attempt that a look for its message starts (clock skew)
+FIND_PAGE = 200  # messages per history page (Slack's maximum is 999; 200 is its advice)
+FIND_PAGES = 5
 
 # Errors that no retry can fix: the channel, the token or the message itself is wrong.
 _PERMANENT = frozenset(
@@ -112,6 +117,15 @@ def delivery_error(exc: Exception, what: str) -> DeliveryError:
     return DeliveryError(f"{what}: {type(exc).__name__}: {exc}")
 
 
+def _key_of(message: dict[str, Any]) -> str | None:
+    """The outbox key a message of ours carries in its metadata (see ``SlackSender.send``)."""
+    metadata = message.get("metadata") or {}
+    if metadata.get("event_type") != METADATA_TYPE:
+        return None
+    key = (metadata.get("event_payload") or {}).get("key")
+    return key if isinstance(key, str) else None
+
+
 def _seconds(raw: object) -> float | None:
     if isinstance(raw, list):
         raw = raw[0] if raw else None
@@ -154,8 +168,8 @@ class SlackSender:
                     channel=channel,
                     thread_ts=thread_of,
                     # Slack has no idempotency key; the key rides along in the message metadata
-                    # so an operator (or a later reconciliation) can tell which outbox row it was.
-                    metadata={"event_type": "outagebot_delivery", "event_payload": {"key": key}},
+                    # so a retry after a crash can find this message instead of posting again.
+                    metadata={"event_type": METADATA_TYPE, "event_payload": {"key": key}},
                     unfurl_links=False,
                     unfurl_media=False,
                     **message.payload(),
@@ -166,6 +180,42 @@ class SlackSender:
         if not isinstance(ts, str):
             raise DeliveryError(f"chat.postMessage to {channel}: no ts in the answer")
         return Sent(channel=str(response.get("channel") or channel), message_id=ts)
+
+    async def find(
+        self, channel: str, key: str, *, since: int, thread_of: str | None = None
+    ) -> Sent | None:
+        """Our message carrying ``key`` in its metadata, posted since ``since``, if Slack shows it.
+
+        Reads the channel's history (a thread's replies for ``thread_of``) from a minute before
+        ``since`` (clocks differ), newest first, a few pages at most. Needs the *:history scopes
+        and the bot in the channel; without them Slack refuses and we answer None (the outbox
+        then sends again).
+        """
+        args: dict[str, Any] = {
+            "channel": channel,
+            "oldest": str(since - FIND_MARGIN),
+            "include_all_metadata": True,
+            "limit": FIND_PAGE,
+        }
+        cursor = ""
+        for _ in range(FIND_PAGES):
+            try:
+                if thread_of is None:
+                    page = await self._client.conversations_history(cursor=cursor, **args)
+                else:
+                    page = await self._client.conversations_replies(
+                        ts=thread_of, cursor=cursor, **args
+                    )
+            except (SlackApiError, ClientError, TimeoutError) as exc:
+                log.info("cannot look for an earlier post channel=%s error=%s", channel, exc)
+                return None
+            for message in page.get("messages") or []:
+                if _key_of(message) == key and isinstance(message.get("ts"), str):
+                    return Sent(channel=channel, message_id=message["ts"])
+            cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "")
+            if not cursor:
+                break
+        return None
 
     async def edit(self, sent: Sent, reply: Reply, *, lang: str = "en") -> None:
         message = await self._render(reply, lang)
