@@ -35,8 +35,10 @@ prober, of nginx and of the driver over that window is read from ``/proc`` to sh
 was the limit. The machine is shared, so CPU 0 may also run other people's jobs: successful
 probes per CPU-second of the prober is reported beside the wall-clock rate. ``wrk`` (C,
 ``Connection: close``) against the same nginx gives the server's capacity, and for https
-``openssl s_time`` (C, the same libssl as Python's ``ssl``, a new verified handshake per
-connection) shows what OpenSSL's own client pays per handshake on this machine.
+``openssl s_time`` (C, the system's libssl, as Python's ``ssl`` and nginx use, a new verified
+handshake per connection) shows what that OpenSSL's own client pays per handshake on this
+machine. Which OpenSSL each contender uses is reported: outagebot's probes run on pyOpenSSL,
+with the OpenSSL that cryptography's wheel bundles (``bot.probes.tls``), not the system's.
 
 A last experiment starts probes at a fixed rate (as a schedule does) towards a healthy target
 that answers after a delay, to show whether probes wait for a connection slot inside their own
@@ -112,7 +114,7 @@ LABELS = {
     "bare+uvloop": "bare aiohttp on uvloop",
     "blackbox": "blackbox_exporter (Go, GOMAXPROCS=1)",
     "wrk": "wrk → nginx (server capacity, not a prober)",
-    "s_time": "openssl s_time → nginx (C client on the same libssl, not a prober)",
+    "s_time": "openssl s_time → nginx (C client on the system libssl, not a prober)",
 }
 
 
@@ -832,6 +834,7 @@ def run(config: ProbeBenchConfig) -> Section:
         "certificate from trustme; session cache and tickets off on the server).",
         f"{config.concurrency} in flight keeps one core busy on loopback (a probe takes about "
         "a millisecond there), and stays within any connection cap the bot may set.",
+        _tls_libraries(),
     ]
     if "bot+uvloop" in results["plain"]:
         section.facts.append(
@@ -938,6 +941,22 @@ def _connection_cap(
                     f"wall median {median(result.wall_ms or [0]):,.0f} ms"
                 )
     return out
+
+
+def _tls_libraries() -> str:
+    """Which TLS library, and which OpenSSL, each contender's handshakes run on."""
+    from OpenSSL import SSL  # what bot.probes.tls uses
+
+    bundled = SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()
+    cli = subprocess.run(
+        [_which("openssl"), "version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return (
+        f"TLS libraries: outagebot's probes use pyOpenSSL {_version('pyopenssl')} on the "
+        f"OpenSSL bundled with cryptography {_version('cryptography')} ({bundled}); bare "
+        f"aiohttp uses Python's ssl ({ssl.OPENSSL_VERSION}); openssl s_time is {cli or '?'}; "
+        "nginx uses the system's libssl; blackbox_exporter uses Go's crypto/tls."
+    )
 
 
 def _version(package: str) -> str:

@@ -12,7 +12,8 @@ Sockets are non-blocking and driven with ``add_reader``/``add_writer`` on their 
 not through asyncio transports: a probe sends one request and reads one response, and skipping
 the transport and protocol objects (and, for TLS, asyncio's pure-Python SSL protocol layer) is
 what makes a probe cheap (benchmarks/RESULTS.md, "Probe throughput"); OpenSSL reads and writes
-the socket itself.
+the socket itself. TLS is ``bot.probes.tls`` (pyOpenSSL on a current OpenSSL: why, and what it
+checks, is told there).
 """
 
 from __future__ import annotations
@@ -21,19 +22,19 @@ import asyncio
 import errno
 import os
 import socket
-import ssl
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from ipaddress import IPv4Address
 
+from bot.probes import tls
 from bot.probes.session import ProbeSession
 from bot.ssrf import Blocked, parse_host
 from bot.ssrf.addresses import short
 
 RECV_SIZE = 65536
 _FAMILIES = (socket.AF_INET, socket.AF_INET6)
-_AGAIN = (BlockingIOError, InterruptedError, ssl.SSLWantReadError)
+_AGAIN = (BlockingIOError, InterruptedError, tls.WantRead)
 
 
 class Unresolved(Exception):
@@ -59,9 +60,12 @@ class ConnectFailed(Exception):
 
 
 class TlsFailed(Exception):
-    """The TLS handshake with ``host`` failed: a bad certificate, or no common protocol."""
+    """The TLS handshake with ``host`` failed: a bad certificate, or no common protocol.
 
-    def __init__(self, host: str, error: ssl.SSLError) -> None:
+    ``error.verify_message``: why the certificate was refused (``None``: not a certificate).
+    """
+
+    def __init__(self, host: str, error: tls.HandshakeFailed) -> None:
         super().__init__(f"{host}: {error}")
         self.host = host
         self.error = error
@@ -95,28 +99,32 @@ class Endpoint:
 class Connection:
     """One connected (and, for https, handshaken) non-blocking socket."""
 
-    __slots__ = ("cert_expires_at", "fd", "loop", "sock")
+    __slots__ = ("cert_expires_at", "fd", "loop", "sock", "stream", "tls")
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         sock: socket.socket,
+        stream: tls.TlsStream | None = None,
         cert_expires_at: datetime | None = None,
     ) -> None:
         self.loop = loop
         self.sock = sock
         self.fd = sock.fileno()
+        self.tls = stream
+        # What send and recv go through: the TLS stream for https, the socket itself for http.
+        self.stream: tls.TlsStream | socket.socket = sock if stream is None else stream
         self.cert_expires_at = cert_expires_at
 
     async def send(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             try:
-                sent = self.sock.send(view)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+                sent = self.stream.send(view)
+            except (BlockingIOError, InterruptedError, tls.WantWrite):
                 await writable(self.loop, self.fd)
                 continue
-            except ssl.SSLWantReadError:
+            except tls.WantRead:
                 await readable(self.loop, self.fd)
                 continue
             view = view[sent:]
@@ -127,14 +135,14 @@ class Connection:
             await readable(self.loop, self.fd)
         while True:
             try:
-                return self.sock.recv(RECV_SIZE)
+                return self.stream.recv(RECV_SIZE)
             except _AGAIN:
                 await readable(self.loop, self.fd)
-            except ssl.SSLWantWriteError:
+            except tls.WantWrite:
                 await writable(self.loop, self.fd)
 
     def _buffered(self) -> bool:
-        return isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
+        return self.tls is not None and self.tls.pending() > 0
 
     def close(self) -> None:
         # No TLS close_notify and no lingering: the probe is over, the peer learns it from FIN.
@@ -270,46 +278,30 @@ async def _handshake(
     deadline: float | None,
 ) -> Connection:
     host = endpoint.host
+    fd = sock.fileno()
     try:
-        # server_hostname: SNI and the name (or IP address) the certificate must match.
-        tls = session.tls.wrap_socket(
-            sock, server_hostname=host.rstrip("."), do_handshake_on_connect=False
-        )
-    except BaseException:
-        sock.close()
-        raise
-    fd = tls.fileno()
-    try:
+        # The name (or IP address) the certificate must match, and SNI for a name.
+        stream = session.tls.start(sock, host.rstrip("."))
         async with _within(deadline):
             while True:
                 try:
-                    tls.do_handshake()
+                    stream.handshake()
                     break
-                except ssl.SSLWantReadError:
+                except tls.WantRead:
                     await readable(loop, fd)
-                except ssl.SSLWantWriteError:
+                except tls.WantWrite:
                     await writable(loop, fd)
-        der = tls.getpeercert(binary_form=True)
-        expires = None if der is None else session.expiry_of(der, lambda: _not_after(tls))
-    except TimeoutError:
-        tls.close()
-        raise
-    except ssl.SSLError as exc:
-        tls.close()
+        expires = stream.not_after()
+    except tls.HandshakeFailed as exc:
+        sock.close()
         raise TlsFailed(host, exc) from exc
+    except TimeoutError:
+        sock.close()
+        raise
     except OSError as exc:  # reset or closed mid-handshake: the connection failed, not TLS
-        tls.close()
+        sock.close()
         raise ConnectFailed(endpoint.where, exc, refused=False) from exc
     except BaseException:
-        tls.close()
+        sock.close()
         raise
-    return Connection(loop, tls, expires)
-
-
-def _not_after(tls: ssl.SSLSocket) -> datetime | None:
-    # The dict form exists only for a verified certificate, and probes always verify.
-    cert = tls.getpeercert()
-    not_after = None if not cert else cert.get("notAfter")
-    if not isinstance(not_after, str):
-        return None
-    return datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
+    return Connection(loop, sock, stream, expires)

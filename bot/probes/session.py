@@ -4,8 +4,8 @@ A ``ProbeSession`` holds no connections: every probe opens a fresh one (a pooled
 connection would hide a dead listener, a DNS change or a replaced certificate), through the SSRF
 guard (``bot.ssrf``, its verdicts remembered per session by ``bot.ssrf.memo.Verdicts``), from an
 optional source address (the demo's regions each leave from their own loopback address), with one
-verifying ``ssl.SSLContext`` reused for every handshake (building one loads the CA store: about a
-millisecond; sharing it is safe, a context holds no per-connection state).
+verifying ``bot.probes.tls.TlsClient`` reused for every handshake (building one loads the CA
+store: a few milliseconds; sharing it is safe, it holds no per-connection state and no sessions).
 
 There is no proxy support at all, and no environment variable is read (RELIABILITY.md: a proxy
 would resolve the name itself, past the check).
@@ -15,22 +15,20 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import Callable
-from datetime import datetime
 from typing import Final
 
+from bot.probes.tls import TlsClient
 from bot.ssrf import Policy
 from bot.ssrf.memo import Verdicts
 
 # RELIABILITY.md: ~3 s to connect, whatever the probe's total budget.
 CONNECT_SECONDS: Final = 3.0
-_CERT_MEMO_MAX: Final = 1024
 
 
 @functools.cache
-def default_tls() -> ssl.SSLContext:
-    """The process's verifying client context (system CAs, hostname check, TLS 1.2+)."""
-    return ssl.create_default_context()
+def default_tls() -> TlsClient:
+    """The process's verifying TLS client (system CAs, hostname check, TLS 1.2+)."""
+    return TlsClient.like(None)
 
 
 class ProbeSession:
@@ -40,7 +38,7 @@ class ProbeSession:
     session is a bug and raises ``RuntimeError``, as an aiohttp session would.
     """
 
-    __slots__ = ("_cert_expiry", "closed", "connect_timeout", "local_addr", "tls", "verdicts")
+    __slots__ = ("closed", "connect_timeout", "local_addr", "tls", "verdicts")
 
     def __init__(
         self,
@@ -50,34 +48,17 @@ class ProbeSession:
         local_addr: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        tls = default_tls() if ssl_context is None else ssl_context
-        # Verification is never switched off (RELIABILITY.md; the expiry warning needs it too).
-        if tls.verify_mode is not ssl.CERT_REQUIRED or not tls.check_hostname:
-            raise ValueError("probe TLS contexts must verify certificates and host names")
+        # Verification is never switched off (RELIABILITY.md; the expiry warning needs it too):
+        # TlsClient.like refuses a context that does not verify.
+        self.tls = default_tls() if ssl_context is None else TlsClient.like(ssl_context)
         self.verdicts = Verdicts(policy)
         self.connect_timeout = connect_timeout
         self.local_addr = local_addr
-        self.tls = tls
         self.closed = False
-        # DER certificate -> its notAfter: decoding the dict form costs ~25 µs per handshake,
-        # and a target presents the same certificate probe after probe.
-        self._cert_expiry: dict[bytes, datetime | None] = {}
 
     @property
     def policy(self) -> Policy:
         return self.verdicts.policy
-
-    def expiry_of(self, der: bytes, decode: Callable[[], datetime | None]) -> datetime | None:
-        """The ``notAfter`` of certificate ``der``: remembered, else ``decode()``-d once."""
-        try:
-            return self._cert_expiry[der]
-        except KeyError:
-            pass
-        expires = decode()
-        if len(self._cert_expiry) >= _CERT_MEMO_MAX:
-            self._cert_expiry.clear()
-        self._cert_expiry[der] = expires
-        return expires
 
     async def close(self) -> None:
         self.closed = True
@@ -94,7 +75,8 @@ def open_session(
 
     ``timeout`` is the budget of the probes it serves: connecting (and the TLS handshake) gets
     at most ``CONNECT_SECONDS`` of it. ``local_addr`` binds the source address (any port).
-    ``ssl_context`` replaces the default verifying context (for a private CA); it must verify.
+    ``ssl_context`` replaces the default trust (for a private CA): its CA certificates, protocol
+    floor, ciphers and checks are used (``TlsClient.like``); it must verify.
     """
     return ProbeSession(
         policy,

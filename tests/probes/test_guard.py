@@ -166,7 +166,7 @@ async def test_redirect_to_ipv6_loopback_is_blocked(site: Site, context: MakeCon
 
 async def test_source_address_is_bound(site: Site, context: MakeContext) -> None:
     ctx = context()
-    session = type(ctx.session)(ctx.policy, local_addr="127.0.0.7", ssl_context=ctx.session.tls)
+    session = type(ctx.session)(ctx.policy, local_addr="127.0.0.7")
     outcome = await probe_http(web(f"{site.base}/ok"), ProbeContext(session, ctx.policy, 2.0))
     assert outcome.ok and site.remotes == ["127.0.0.7"]
 
