@@ -47,6 +47,13 @@ class DeliveryPolicy:
     wait_for_original: float = 5.0  # an update waits this long for its opening message
 
 
+@dataclass(slots=True)
+class _Attempt:
+    """What one delivery attempt found out, for deciding what its failure leaves in doubt."""
+
+    looked: bool = False  # an earlier attempt in doubt was looked for, and not found
+
+
 class AlertDispatcher:
     def __init__(
         self,
@@ -142,9 +149,10 @@ class AlertDispatcher:
         sender = self._senders[row.platform]
         reply = alert_reply(row.payload)
         now = int(self._clock())
+        attempt = _Attempt()
         try:
             if row.kind == "open":
-                sent = await self._post(sender, row, reply, now)
+                sent = await self._post(sender, row, reply, now, attempt)
             else:
                 original = None
                 if row.incident_id is not None:
@@ -160,25 +168,57 @@ class AlertDispatcher:
                         in_doubt=True,  # keeps an earlier attempt's mark, if there was one
                     )
                     return False
+                first = None
                 if original is not None and original[0] == "sent" and original[1]:
-                    first = Sent(row.channel, original[1])
-                    await sender.edit(first, reply)
-                    sent = await self._post(sender, row, reply, now, thread_of=first.message_id)
+                    first = await self._edit_first(
+                        sender, row, reply, Sent(row.channel, original[1])
+                    )
+                if first is None:
+                    # Subscribed after the incident opened, or its first message is gone.
+                    sent = await self._post(sender, row, reply, now, attempt)
+                elif row.kind == "resolve" and not await self._store.had_updates(row):
+                    sent = first  # the resolution edits the message; no thread to tell
                 else:
-                    # Subscribed after the incident opened (or its opening was undeliverable).
-                    sent = await self._post(sender, row, reply, now)
+                    sent = await self._post(
+                        sender, row, reply, now, attempt, thread_of=first.message_id
+                    )
             message_id = sent.message_id
         except DeliveryError as exc:
-            return await self._failed(row, now, str(exc), exc.retry_after, exc.permanent)
+            return await self._failed(row, now, str(exc), exc.retry_after, exc.permanent, attempt)
         except Exception as exc:  # a bug of ours or an unexpected library error: retry later
             log.exception("alert delivery crashed row=%d platform=%s", row.id, row.platform)
-            return await self._failed(row, now, type(exc).__name__, None, False)
+            return await self._failed(row, now, type(exc).__name__, None, False, attempt)
         await self._store.alert_sent(row.id, message_id, now)
         self.delivered += 1
         return True
 
+    async def _edit_first(
+        self, sender: Sender, row: OutboxRow, reply: Reply, first: Sent
+    ) -> Sent | None:
+        """Edit the incident's first message to the row's state; None if that message is gone.
+
+        A deleted first message (or one the platform no longer lets us edit) must not
+        dead-letter the incident's updates: they are posted as new messages instead.
+        """
+        try:
+            await sender.edit(first, reply)
+        except DeliveryError as exc:
+            if not exc.permanent:
+                raise
+            log.warning(
+                "first alert message gone row=%d platform=%s error=%s", row.id, row.platform, exc
+            )
+            return None
+        return first
+
     async def _post(
-        self, sender: Sender, row: OutboxRow, reply: Reply, now: int, thread_of: str | None = None
+        self,
+        sender: Sender,
+        row: OutboxRow,
+        reply: Reply,
+        now: int,
+        attempt: _Attempt,
+        thread_of: str | None = None,
     ) -> Sent:
         """Send the row's message once, as far as the platform lets us know.
 
@@ -195,11 +235,18 @@ class AlertDispatcher:
                 if found is not None:
                     log.info("alert already posted row=%d platform=%s", row.id, row.platform)
                     return found
+                attempt.looked = True
             await self._store.alert_sending(row.id, now)
         return await sender.send(row.channel, reply, key=key, thread_of=thread_of)
 
     async def _failed(
-        self, row: OutboxRow, now: int, error: str, retry_after: float | None, permanent: bool
+        self,
+        row: OutboxRow,
+        now: int,
+        error: str,
+        retry_after: float | None,
+        permanent: bool,
+        attempt: _Attempt,
     ) -> bool:
         if permanent or now - row.created_at >= self._policy.max_age_seconds:
             log.warning("alert dead row=%d platform=%s error=%s", row.id, row.platform, error)
@@ -211,8 +258,10 @@ class AlertDispatcher:
         # Counted from the refusal, not from when the attempt began, and rounded up to the next
         # whole second (due_at is in seconds): a retry never comes before Retry-After is over.
         due = max(now + 1, math.ceil(self._clock() + delay))
-        # A refusal with Retry-After (a 429, a limiter) means nothing was posted; anything else
-        # (5xx, a timeout, a dropped connection) may have posted it.
-        in_doubt = retry_after is None
+        # A refusal with Retry-After (a 429, a limiter) means nothing was posted now; anything
+        # else (5xx, a timeout, a dropped connection) may have posted it. An earlier attempt in
+        # doubt stays in doubt until this attempt looked for it (an edit refused before the
+        # look, or the look itself failing, settles nothing).
+        in_doubt = retry_after is None or (row.sending_at is not None and not attempt.looked)
         await self._store.alert_retry(row.id, due, error, in_doubt=in_doubt)
         return False

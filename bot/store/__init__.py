@@ -308,9 +308,17 @@ class Store:
         await self._write(alert_sql.mark_sent, row_id, message_id, now)
 
     async def alert_retry(
-        self, row_id: int, due_at: int, error: str, *, in_doubt: bool = False
+        self, row_id: int, due_at: int, error: str, *, in_doubt: bool = True
     ) -> None:
         await self._write(alert_sql.mark_retry, row_id, due_at, error, in_doubt)
+
+    async def had_updates(self, row: OutboxRow) -> bool:
+        """Whether the row's incident posted updates in the row's channel (so it has a thread)."""
+        if row.incident_id is None:
+            return False
+        return await self._call(
+            alert_sql.had_updates, row.incident_id, row.platform, row.channel
+        )
 
     async def alert_dead(self, row_id: int, error: str) -> None:
         await self._write(alert_sql.mark_dead, row_id, error)

@@ -20,6 +20,7 @@ __all__ = [
     "claim_due",
     "dead_letters",
     "enqueue",
+    "had_updates",
     "mark_dead",
     "mark_retry",
     "mark_sending",
@@ -204,6 +205,16 @@ def original_message(
         (incident_id, platform, channel),
     ).fetchone()
     return None if row is None else (row[0], row[1])
+
+
+def had_updates(conn: sqlite3.Connection, incident_id: int, platform: str, channel: str) -> bool:
+    """Whether an update of the incident was posted in the channel."""
+    row = conn.execute(
+        "SELECT 1 FROM outbox WHERE incident_id = ? AND platform = ? AND channel = ? "
+        "AND kind LIKE 'update:%' AND state = 'sent' LIMIT 1",
+        (incident_id, platform, channel),
+    ).fetchone()
+    return row is not None
 
 
 def mark_sending(conn: sqlite3.Connection, row_id: int, now: int) -> None:

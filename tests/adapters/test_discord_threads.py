@@ -14,9 +14,11 @@ import pytest
 from fakes import discord_payloads as p
 from fakes.discord_fake import FakeDiscord
 from fakes.discord_harness import Harness, running
+from fakes.seeding import seed_user_reports
 
 from bot.adapters.base import DeliveryError, Sent
 from bot.i18n import Message
+from bot.invocation import Invocation
 from bot.reply import Reply, ReplyKind
 
 
@@ -120,3 +122,30 @@ async def test_a_thread_start_failing_for_now_is_retried_by_the_outbox(tmp_path:
         again = await h.adapter.send(channel, alert("update"), key="u1", thread_of=first.message_id)
         assert h.fake.channel_messages[first.message_id] == [again.message_id]
         assert isinstance(again, Sent)
+
+
+async def test_the_reply_instead_of_a_thread_carries_the_whole_chart(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        await seed_user_reports(h.store)
+        verdict = await h.router.dispatch(Invocation("isitdown", {"service": "twitter"}))
+        assert verdict.chart is not None
+        channel = p.snowflake()
+        first = await h.adapter.send(channel, alert("🔴 Twitter: down"), key="open")
+        await h.adapter.send(channel, alert("update 1"), key="u1", thread_of=first.message_id)
+        h.fake.forbidden_channels.add(first.message_id)  # the thread refuses the next one
+        later = await h.adapter.send(channel, verdict, key="u2", thread_of=first.message_id)
+        (name, data), *_ = h.fake.messages[later.message_id]["files"]
+        assert name == "chart.png" and data.startswith(b"\x89PNG") and len(data) > 1000
+
+
+async def test_a_message_the_thread_refuses_for_itself_is_not_moved(tmp_path: Path) -> None:
+    async with running(tmp_path) as h:
+        channel = p.snowflake()
+        first = await h.adapter.send(channel, alert("🔴 Acme: down"), key="open")
+        await h.adapter.send(channel, alert("update 1"), key="u1", thread_of=first.message_id)
+        body = {"message": "Invalid Form Body", "code": 50035}
+        h.fake.fail_next("POST", f"/channels/{first.message_id}/messages", status=400, body=body)
+        with pytest.raises(DeliveryError) as raised:
+            await h.adapter.send(channel, alert("update 2"), key="u2", thread_of=first.message_id)
+        assert raised.value.permanent  # the message is wrong; a reply would be refused too
+        assert h.fake.channel_messages[channel] == [first.message_id]

@@ -91,6 +91,22 @@ async def seed(db: Path, subscriptions: Sequence[tuple[str, str, str]]) -> None:
         await store.close()
 
 
+async def queue_change(db: Path, kind: str) -> None:
+    """An "update" or "resolve" of the open incident seeded by ``seed``, with its outbox rows."""
+    store = await Store.open(db, Catalog((ACME,)))
+    try:
+        [incident] = await store.open_incidents()
+        at = datetime.now(UTC).replace(microsecond=0)
+        text = "Acme works again" if kind == "resolve" else "Acme is still down"
+        verdict = Verdict("acme", "Acme", at, Category.DOWN, Message("raw", text=text))
+        opened = datetime.fromtimestamp(incident.opened_at, UTC)
+        spec = alert_spec(kind, ACME, verdict, category="down", opened_at=opened, at=at)
+        change = IncidentWrite(kind, "acme", "down", to_epoch(at), {}, incident.id, spec)
+        await store.write_incidents([change])
+    finally:
+        await store.close()
+
+
 async def until(condition: Callable[[], bool], timeout: float) -> None:
     """Wait for a condition only another process can make true (its writes to the database)."""
     async with asyncio.timeout(timeout):

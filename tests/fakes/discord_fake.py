@@ -130,7 +130,8 @@ class FakeDiscord:
         self._global_times: deque[float] = deque()
         self._max_in_window = 0
         self._buckets: dict[str, deque[float]] = {}
-        self._nonces: dict[tuple[str, str], str] = {}
+        self._nonces: dict[tuple[str, str], tuple[str, float]] = {}  # -> (message id, when)
+        self.nonce_ttl = 300.0  # seconds a nonce is remembered ("the past few minutes")
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
@@ -575,13 +576,15 @@ class FakeDiscord:
         if refused := self._invalid(message_problems(body)):
             return refused
         nonce = body.get("nonce")
+        now = time.monotonic()
         if nonce and body.get("enforce_nonce"):
             seen = self._nonces.get((channel, str(nonce)))
-            if seen is not None and seen in self.messages:
-                return self._json(self.messages[seen])  # Discord returns the first message
+            # Discord checks a nonce "for uniqueness in the past few minutes" only.
+            if seen is not None and seen[0] in self.messages and now - seen[1] <= self.nonce_ttl:
+                return self._json(self.messages[seen[0]])  # Discord returns the first message
         msg = self._new_message(channel, self.bot, body, flags=0, files=files)
         if nonce:
-            self._nonces[(channel, str(nonce))] = msg["id"]
+            self._nonces[(channel, str(nonce))] = (msg["id"], now)
         await self._notify()
         return self._json(msg)
 
@@ -603,7 +606,7 @@ class FakeDiscord:
         if msg is None or msg["channel_id"] != channel:
             return self._json(p.error(10008, "Unknown Message"), status=404)
         if channel == self.dm_channel_id:
-            return self._json(p.error(50003, "Cannot execute action on a DM channel"), status=400)
+            return self._json(p.error(50003, "Cannot execute action on a DM channel"), status=403)
         if channel in self.threadless_channels:
             return self._json(p.error(50013, "Missing Permissions"), status=403)
         if message in self.threads:

@@ -11,8 +11,11 @@ tests never sleep to synchronise.
 
 History: accepted messages are kept with their metadata, and ``conversations.history`` and
 ``conversations.replies`` page through them as Slack does (newest first, ``oldest``, ``limit``,
-``cursor``; metadata only with ``include_all_metadata``). Set ``history_error`` (for example
-"missing_scope" or "not_in_channel") to refuse them as Slack does for an app without the scope.
+``cursor``; metadata only with ``include_all_metadata``). A bot reads only conversations it is a
+member of: public channels (ids starting with "C") after ``conversations.join`` (``joined``),
+while posting there needs no membership (chat:write.public). Set ``history_error`` (e.g.
+"missing_scope") to refuse every read as Slack does for an app without the scope, and
+``join_error`` to refuse joins.
 
 Rate limits, as Slack applies them to chat.postMessage (PROTOCOLS.md): about one message per
 second per channel with short bursts (a token bucket of ``channel_burst`` refilled at
@@ -94,6 +97,8 @@ class FakeSlack:
         self.channel_messages: dict[str, list[Call]] = {}  # accepted chat.postMessage calls
         self.posted: list[dict[str, Any]] = []  # accepted messages, as history shows them
         self.history_error: str | None = None
+        self.join_error: str | None = None
+        self.joined: set[str] = set()  # public channels the bot is a member of
         self.responses: dict[str, list[dict[str, Any]]] = {}  # response_url token -> bodies
         self.response_statuses: list[int] = []
         self.arrivals: dict[str, float] = {}  # response_url token -> perf_counter() of 1st use
@@ -329,9 +334,19 @@ class FakeSlack:
             return {"ok": False, "error": "thread_not_found"}
         return self._page(found, args)  # the parent, then its replies, oldest first
 
+    def _m_conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.join_error is not None:
+            return {"ok": False, "error": self.join_error}
+        channel = str(args.get("channel"))
+        self.joined.add(channel)
+        return {"ok": True, "channel": {"id": channel, "is_member": True}}
+
     def _page(self, messages: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
         if self.history_error is not None:
             return {"ok": False, "error": self.history_error}
+        channel = str(args.get("channel"))
+        if channel.startswith("C") and channel not in self.joined:
+            return {"ok": False, "error": "not_in_channel"}
         oldest = float(args.get("oldest") or 0)
         with_metadata = str(args.get("include_all_metadata")).lower() in ("true", "1")
         messages = [m for m in messages if float(m["ts"]) > oldest]

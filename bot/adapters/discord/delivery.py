@@ -42,6 +42,9 @@ THREAD_EXISTS = 160004  # "A thread has already been created for this message"
 THREAD_NAME_MAX = 100
 THREAD_ARCHIVE_MINUTES: Final[Literal[1440]] = 1440  # a quiet day; a new message reopens it
 _REMEMBERED = 4096  # first messages whose thread (or lack of one) we remember
+# A thread that refuses a message: Unknown Channel, Missing Access, Missing Permissions,
+# archived (and we may not reopen it), locked. Anything else is about the message itself.
+_NO_THREAD = frozenset({10003, 50001, 50013, 50083, 160005})
 
 
 class DiscordDelivery:
@@ -72,14 +75,17 @@ class DiscordDelivery:
         thread = await self._thread(client, parent, first, name or "updates")
         if thread is not None:
             try:
-                posted = await _post(client, thread, dict(options), key, f"thread={thread}")
+                posted = await _post(client, thread, options, key, f"thread={thread}")
                 return Sent(channel, posted)
             except DeliveryError as exc:
-                if not exc.permanent:
+                cause = exc.__cause__
+                if not isinstance(cause, discord.HTTPException) or cause.code not in _NO_THREAD:
                     raise
-                # Locked, or archived where we may not reopen it: reply in the channel.
+                # Locked, archived where we may not reopen it, or gone: reply in the channel.
                 log.info("thread refused a message thread=%d error=%s", thread, exc)
                 self._remember(first, None)
+            # The attempt read the chart's bytes: the reply needs its own copy.
+            options = await message_options(render_reply(reply, lang), self._charts)
         options["reference"] = discord.MessageReference(
             message_id=first, channel_id=parent, fail_if_not_exists=False
         )

@@ -84,7 +84,10 @@ class SlackAdapter:
         self.replays = ReplayGuard()
         self.users = UserDirectory(self.client)
         self.uploader = ChartUploader(self.client)
-        self.sender = SlackSender(self.client, uploader=self.uploader)
+        # Alerts and digests get a client that never resends by itself (bot/adapters/slack/
+        # client.py); the same connections (the session is shared once started).
+        self._alert_client = web_client(bot_token, settings.api_base, connection_retries=False)
+        self.sender = SlackSender(self._alert_client, uploader=self.uploader)
         self._responder = Responder(self.client)
         self.answers = Answers(
             dispatch=dispatch,
@@ -118,6 +121,7 @@ class SlackAdapter:
         """
         self._session = aiohttp.ClientSession()
         self.client.session = self._session
+        self._alert_client.session = self._session
         self._responder.session = self._session
         try:
             identity = await self.client.auth_test()
@@ -187,6 +191,7 @@ class SlackAdapter:
         if self._session is not None:
             session, self._session = self._session, None
             self.client.session = None
+            self._alert_client.session = None
             self._responder.session = None
             await session.close()
 

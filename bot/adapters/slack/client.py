@@ -48,8 +48,15 @@ class ShortRateLimitRetry(AsyncRateLimitErrorRetryHandler):
         return wait <= self.max_wait
 
 
-def web_client(token: str, base_url: str) -> AsyncWebClient:
-    """A client for ``base_url`` (it must end with "/api/": slack-sdk appends method names)."""
-    handlers: list[AsyncRetryHandler] = [AsyncConnectionErrorRetryHandler(), ShortRateLimitRetry()]
+def web_client(token: str, base_url: str, *, connection_retries: bool = True) -> AsyncWebClient:
+    """A client for ``base_url`` (it must end with "/api/": slack-sdk appends method names).
+
+    ``connection_retries=False`` for alerts: slack-sdk would resend a post whose connection
+    dropped after Slack accepted it (a duplicate nobody sees); the outbox retries instead,
+    after looking for the message.
+    """
+    handlers: list[AsyncRetryHandler] = [ShortRateLimitRetry()]
+    if connection_retries:
+        handlers.insert(0, AsyncConnectionErrorRetryHandler())
     base = base_url if base_url.endswith("/") else f"{base_url}/"
     return AsyncWebClient(token=token, base_url=base, retry_handlers=handlers)

@@ -20,9 +20,10 @@ __all__ = ["BOT_SCOPES", "build_manifest"]
 # What the adapter calls, and why: commands (slash commands), chat:write (replies that outlive
 # the response_url, alerts), chat:write.public (alerts into channels the bot has not joined),
 # files:write (the chart image), users:read (users.info: admin flags, locale, timezone), and the
-# four *:history scopes: after a crash, the outbox looks in a channel for the alert it may have
-# posted just before (Slack has no idempotency key), so a restart does not post it twice. The
-# bot reads nothing else; remove them and a crash may repeat the alerts that were in flight.
+# four *:history scopes with channels:join: after a crash, the outbox looks in a channel for the
+# alert it may have posted just before (Slack has no idempotency key), joining a public channel
+# it posts to without being a member (history is for members), so a restart does not post it
+# twice. The bot reads nothing else; without them a crash may repeat the alerts in flight.
 BOT_SCOPES = (
     "commands",
     "chat:write",
@@ -33,6 +34,7 @@ BOT_SCOPES = (
     "groups:history",
     "im:history",
     "mpim:history",
+    "channels:join",
 )
 BOT_EVENTS = ("app_home_opened",)
 # Slack's limits for a slash command's description and usage hint.

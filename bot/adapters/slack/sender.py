@@ -30,14 +30,30 @@ __all__ = ["ChannelLimiter", "SlackSender", "delivery_error"]
 
 log = logging.getLogger(__name__)
 
-# Posts and edits per second for a workspace. Slack limits each Web API method per workspace
-# (50/s is the figure we plan for); one limiter shared by chat.postMessage and chat.update keeps
-# each under it. Chart uploads and commands use other methods, with their own budgets.
-WORKSPACE_RATE = 50
+# Slack limits each Web API method per workspace. chat.postMessage: about one message a second
+# per channel (ChannelLimiter) and an undocumented workspace ceiling, planned at 50/s (the
+# figure PROTOCOLS.md and issue 6 give). chat.update is Tier 3: 50+ calls a minute, paced here
+# so resolving a large incident is slow rather than a storm of 429s. The lookups after a crash
+# (conversations.history, .replies, .join; Tier 3 too) are few and not paced: a 429 on one just
+# leaves its alert in doubt, to be looked for again after Retry-After.
+WORKSPACE_RATE = 50  # chat.postMessage per second
+UPDATES_PER_MINUTE = 50  # chat.update
 METADATA_TYPE = "outagebot_delivery"  # the message metadata that carries the outbox key
 FIND_MARGIN = 60  # seconds before an attempt that a look for its message starts (clock skew)
 FIND_PAGE = 200  # messages per history page (Slack's maximum is 999; 200 is its advice)
 FIND_PAGES = 5
+# The look cannot see the channel: it will not by retrying either, so the outbox sends again.
+_UNSEEABLE = frozenset(
+    {
+        "missing_scope",
+        "not_in_channel",
+        "channel_not_found",
+        "thread_not_found",
+        "no_permission",
+        "restricted_action",
+        "team_access_not_granted",
+    }
+)
 
 # Errors that no retry can fix: the channel, the token or the message itself is wrong.
 _PERMANENT = frozenset(
@@ -117,6 +133,11 @@ def delivery_error(exc: Exception, what: str) -> DeliveryError:
     return DeliveryError(f"{what}: {type(exc).__name__}: {exc}")
 
 
+def _transient(error: DeliveryError) -> DeliveryError:
+    """A failed look never dead-letters the alert: it is retried (with Retry-After, if any)."""
+    return DeliveryError(str(error), retry_after=error.retry_after)
+
+
 def _key_of(message: dict[str, Any]) -> str | None:
     """The outbox key a message of ours carries in its metadata (see ``SlackSender.send``)."""
     metadata = message.get("metadata") or {}
@@ -150,6 +171,7 @@ class SlackSender:
         self._uploader = uploader
         self._limiter = limiter or ChannelLimiter()
         self._workspace = workspace or GlobalLimiter(WORKSPACE_RATE)
+        self._updates = GlobalLimiter(UPDATES_PER_MINUTE, per=60.0)
 
     async def send(
         self,
@@ -187,10 +209,31 @@ class SlackSender:
         """Our message carrying ``key`` in its metadata, posted since ``since``, if Slack shows it.
 
         Reads the channel's history (a thread's replies for ``thread_of``) from a minute before
-        ``since`` (clocks differ), newest first, a few pages at most. Needs the *:history scopes
-        and the bot in the channel; without them Slack refuses and we answer None (the outbox
-        then sends again).
+        ``since`` (clocks differ), a few pages at most. A bot reads only conversations it is a
+        member of, and alerts reach public channels without joining (chat:write.public), so on
+        ``not_in_channel`` it joins (channels:join) and looks again. None when there is no such
+        message or Slack will not show the channel (a missing scope, a private channel we left):
+        the outbox then sends again. Anything that may pass (429, 5xx, the network) raises
+        ``DeliveryError``, so the row stays in doubt and is looked for again later.
         """
+        joined = False
+        while True:
+            try:
+                return await self._look(channel, key, since, thread_of)
+            except SlackApiError as exc:
+                code = str(exc.response.get("error", ""))
+                if code == "not_in_channel" and not joined:
+                    joined = await self._join(channel)
+                    if joined:
+                        continue  # now a member: look again, once
+                if code in _UNSEEABLE:
+                    log.info("cannot look for an earlier post channel=%s error=%s", channel, code)
+                    return None
+                raise _transient(delivery_error(exc, f"looking in {channel}")) from exc
+            except (ClientError, TimeoutError) as exc:
+                raise _transient(delivery_error(exc, f"looking in {channel}")) from exc
+
+    async def _look(self, channel: str, key: str, since: int, thread_of: str | None) -> Sent | None:
         args: dict[str, Any] = {
             "channel": channel,
             "oldest": str(since - FIND_MARGIN),
@@ -199,16 +242,10 @@ class SlackSender:
         }
         cursor = ""
         for _ in range(FIND_PAGES):
-            try:
-                if thread_of is None:
-                    page = await self._client.conversations_history(cursor=cursor, **args)
-                else:
-                    page = await self._client.conversations_replies(
-                        ts=thread_of, cursor=cursor, **args
-                    )
-            except (SlackApiError, ClientError, TimeoutError) as exc:
-                log.info("cannot look for an earlier post channel=%s error=%s", channel, exc)
-                return None
+            if thread_of is None:
+                page = await self._client.conversations_history(cursor=cursor, **args)
+            else:
+                page = await self._client.conversations_replies(ts=thread_of, cursor=cursor, **args)
             for message in page.get("messages") or []:
                 if _key_of(message) == key and isinstance(message.get("ts"), str):
                     return Sent(channel=channel, message_id=message["ts"])
@@ -217,11 +254,21 @@ class SlackSender:
                 break
         return None
 
+    async def _join(self, channel: str) -> bool:
+        """Join a public channel so its history can be read; False if Slack says no."""
+        try:
+            await self._client.conversations_join(channel=channel)
+        except SlackApiError as exc:
+            log.info("cannot join to look channel=%s error=%s", channel, exc.response.get("error"))
+            return False
+        except (ClientError, TimeoutError) as exc:
+            raise _transient(delivery_error(exc, f"joining {channel}")) from exc
+        return True
+
     async def edit(self, sent: Sent, reply: Reply, *, lang: str = "en") -> None:
         message = await self._render(reply, lang)
-        await self._limiter.acquire(sent.channel)
         try:
-            async with self._workspace:
+            async with self._updates:
                 await self._client.chat_update(
                     channel=sent.channel, ts=sent.message_id, **message.payload()
                 )
