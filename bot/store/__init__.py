@@ -44,6 +44,7 @@ from bot.store.connection import immediate, open_connection, snapshot
 from bot.store.digests import DigestChannel
 from bot.store.incidents import IncidentRow
 from bot.store.probes import ProbeRow, StatusRow
+from bot.store.report_cache import ReportCache
 from bot.store.reports import PreparedReports, ReportDedupe, ReportRow, WorksForMeRow
 from bot.store.retention import RetentionReport
 from bot.store.schema import migrate
@@ -169,6 +170,8 @@ class Store:
         self.path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._ids: dict[str, int] = {}
+        # Report counts verdicts already read; used and kept exact on the worker thread only.
+        self._report_cache = ReportCache()
 
     @classmethod
     async def open(cls, path: str | Path, catalog: Catalog) -> Store:
@@ -414,9 +417,7 @@ class Store:
         payload: dict[str, Any],
         now: int,
     ) -> None:
-        await self._write(
-            digest_sql.finish_digest, platform, tenant, channel, period, payload, now
-        )
+        await self._write(digest_sql.finish_digest, platform, tenant, channel, period, payload, now)
 
     async def top_reported(
         self, keys: Sequence[str], since: datetime, until: datetime, limit: int = 5
@@ -578,7 +579,7 @@ class Store:
         sid = self._ids.get(service.key)
         if sid is None:
             return Evidence(service=service, at=at)
-        return await self._call(_evidence, sid, service, at, windows)
+        return await self._call(_evidence, sid, service, at, windows, self._report_cache)
 
     async def report_series(
         self, service_key: str, since: datetime, until: datetime, step: timedelta
@@ -786,13 +787,21 @@ def _abort_import(conn: sqlite3.Connection, job: ImportJob) -> None:
 
 
 def _evidence(
-    conn: sqlite3.Connection, sid: int, service: Service, at: datetime, w: EvidenceWindows
+    conn: sqlite3.Connection,
+    sid: int,
+    service: Service,
+    at: datetime,
+    w: EvidenceWindows,
+    cache: ReportCache,
 ) -> Evidence:
     now = to_epoch(at)
+    cached = cache if cache.attach(conn) else None
     with snapshot(conn):
+        if cached is not None:
+            cached.check(conn)  # drops it all if another connection committed since last time
         probes = probe_sql.recent_probes(conn, sid, now - w.probe_seconds, now)
-        reports = report_sql.recent_reports(conn, sid, now - w.report_seconds, now)
-        history = report_sql.same_hour_history(conn, sid, now, w.baseline_days)
+        reports = report_sql.recent_reports(conn, sid, now - w.report_seconds, now, cache=cached)
+        history = report_sql.same_hour_history(conn, sid, now, w.baseline_days, cache=cached)
         wfm = report_sql.works_for_me_counts(conn, sid, now - w.report_seconds, now)
         status_row = probe_sql.latest_status(conn, sid, now)
         maint_row = probe_sql.active_maintenance(conn, sid, now)

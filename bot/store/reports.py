@@ -3,16 +3,20 @@
 A report counts once per user, service and dedupe window; later ones are kept as comments
 (``counted = 0``). One tenant's counted reports per window are capped so a single guild cannot move
 a verdict alone. Rollups are updated in the same transaction from the rows just inserted, so the
-verdict reads a few dozen rollup rows instead of scanning raw reports.
+verdict reads a few dozen rollup rows instead of scanning raw reports, and the store remembers
+what a verdict counted until a report in it changes (``bot.store.report_cache``).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
+
+from bot.store.report_cache import Counts, History, ReportCache
 
 HOUR = 3600
 
@@ -223,8 +227,13 @@ def insert_works_for_me(
 
 
 def recent_reports(
-    conn: sqlite3.Connection, service_id: int, since: int, until: int
-) -> dict[tuple[str, str], int]:
+    conn: sqlite3.Connection,
+    service_id: int,
+    since: int,
+    until: int,
+    *,
+    cache: ReportCache | None = None,
+) -> Counts:
     """Counted reports per (region, problem) with since < at <= until, exactly.
 
     Whole minutes come from the rollups. A minute the window cuts is read from the raw rows on
@@ -233,14 +242,26 @@ def recent_reports(
     stored in it (the usual case, a verdict for now). So a verdict reads at most half a minute of
     raw rows per edge, a few hundred during a large outage, and "as of" a past second still never
     counts later reports.
+
+    With ``cache`` (checked by ``cache.check`` in the caller's read transaction), each of those
+    counts is remembered until a report in its span changes (``bot.store.report_cache``).
     """
+    out: Counts = {}
+
+    def add(low: int, high: int, sign: int, read: Callable[..., Counts]) -> None:
+        if cache is None:
+            counts = read(conn, service_id, low, high)
+        else:
+            counts = cache.counts(service_id, low, high, partial(read, conn, service_id, low, high))
+        for key, n in counts.items():
+            out[key] = out.get(key, 0) + sign * n
+
     first, last = since + 1, until  # both inclusive
     first_minute, last_minute = first // 60 * 60, last // 60 * 60
-    out: dict[tuple[str, str], int] = {}
     if first > last:
         return out
     if first_minute == last_minute:
-        _add_raw(conn, out, service_id, first, last, 1)
+        add(first, last, 1, _count_raw)
         return out
     lo, hi = first_minute, last_minute  # rollup minutes to read, inclusive
     # The cut first minute: inside part [first, first_minute + 59].
@@ -248,46 +269,50 @@ def recent_reports(
         inside = first_minute + 60 - first
         if inside <= 30:
             lo = first_minute + 60
-            _add_raw(conn, out, service_id, first, first_minute + 59, 1)
+            add(first, first_minute + 59, 1, _count_raw)
         else:
-            _add_raw(conn, out, service_id, first_minute, first - 1, -1)
+            add(first_minute, first - 1, -1, _count_raw)
     # The cut last minute: inside part [last_minute, last].
     if last != last_minute + 59 and _any_raw(conn, service_id, last + 1, last_minute + 59):
         inside = last - last_minute + 1
         if inside <= 30:
             hi = last_minute - 60
-            _add_raw(conn, out, service_id, last_minute, last, 1)
+            add(last_minute, last, 1, _count_raw)
         else:
-            _add_raw(conn, out, service_id, last + 1, last_minute + 59, -1)
+            add(last + 1, last_minute + 59, -1, _count_raw)
     if lo <= hi:
-        for region, problem, n in conn.execute(
-            "SELECT region, problem, sum(n) FROM report_minutes "
-            "WHERE service_id = ? AND minute >= ? AND minute <= ? GROUP BY region, problem",
-            (service_id, lo, hi),
-        ):
-            out[(region, problem)] = out.get((region, problem), 0) + int(n)
+        # Cached, the newest minute is kept apart: during an outage every report changes it,
+        # and that must not make the cache forget the sums of the other 29 minutes too.
+        if cache is not None and lo < hi:
+            add(lo, hi - 1, 1, _sum_minutes)
+            lo = hi
+        add(lo, hi + 59, 1, _sum_minutes)
     return {key: n for key, n in out.items() if n > 0}
 
 
-def _add_raw(
-    conn: sqlite3.Connection,
-    out: dict[tuple[str, str], int],
-    service_id: int,
-    low: int,
-    high: int,
-    sign: int,
-) -> None:
-    """Add (sign 1) or take away (sign -1) the counted raw reports with low <= at <= high."""
-    for region, problem, n in conn.execute(
+def _sum_minutes(conn: sqlite3.Connection, service_id: int, low: int, high: int) -> Counts:
+    """Counted reports with low <= at <= high from the rollups (low and high + 1 whole minutes)."""
+    rows = conn.execute(
+        "SELECT region, problem, sum(n) FROM report_minutes "
+        "WHERE service_id = ? AND minute >= ? AND minute <= ? GROUP BY region, problem",
+        (service_id, low, high),
+    )
+    return {(region, problem): int(n) for region, problem, n in rows}
+
+
+def _count_raw(conn: sqlite3.Connection, service_id: int, low: int, high: int) -> Counts:
+    """Counted reports with low <= at <= high from the raw rows."""
+    rows = conn.execute(
         "SELECT region, problem, count(*) FROM reports "
         "WHERE service_id = ? AND at >= ? AND at <= ? AND counted = 1 "
         "GROUP BY region, problem",
         (service_id, low, high),
-    ):
-        out[(region, problem)] = out.get((region, problem), 0) + sign * int(n)
+    )
+    return {(region, problem): int(n) for region, problem, n in rows}
 
 
 def _any_raw(conn: sqlite3.Connection, service_id: int, low: int, high: int) -> bool:
+    # Not cached: comments (counted = 0) count here, and they leave the rollups unchanged.
     row = conn.execute(
         "SELECT 1 FROM reports WHERE service_id = ? AND at >= ? AND at <= ? LIMIT 1",
         (service_id, low, high),
@@ -296,10 +321,26 @@ def _any_raw(conn: sqlite3.Connection, service_id: int, low: int, high: int) -> 
 
 
 def same_hour_history(
-    conn: sqlite3.Connection, service_id: int, at: int, days: int
-) -> dict[str, tuple[int, ...]]:
-    """Counted reports per region in the hour of ``at`` on each of the ``days`` previous days."""
+    conn: sqlite3.Connection,
+    service_id: int,
+    at: int,
+    days: int,
+    *,
+    cache: ReportCache | None = None,
+) -> History:
+    """Counted reports per region in the hour of ``at`` on each of the ``days`` previous days.
+
+    With ``cache`` (checked in the caller's read transaction), remembered until one of those
+    hours changes.
+    """
     hour = at // HOUR * HOUR
+    if cache is None:
+        return _same_hour_history(conn, service_id, hour, days)
+    read = partial(_same_hour_history, conn, service_id, hour, days)
+    return dict(cache.history(service_id, hour, days, read))  # a copy: the cached one is shared
+
+
+def _same_hour_history(conn: sqlite3.Connection, service_id: int, hour: int, days: int) -> History:
     slots = [hour - d * 86_400 for d in range(days, 0, -1)]
     placeholders = ",".join("?" * len(slots))
     counts: dict[str, list[int]] = {}
