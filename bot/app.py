@@ -12,9 +12,11 @@ import os
 import signal
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -46,6 +48,8 @@ from commands import COMMANDS
 
 log = logging.getLogger(__name__)
 
+JOB_GRACE_SECONDS = 10.0  # how long a stop waits for an incident pass under way to finish
+
 __all__ = ["App", "StartupError", "chat_adapters_enabled"]
 
 
@@ -67,6 +71,7 @@ class App:
     ops: OpsNotifier | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _retries: list[asyncio.Task[None]] = field(default_factory=list)
+    _jobs: set[asyncio.Task[Any]] = field(default_factory=set)  # our scheduled jobs running now
 
     @classmethod
     async def create(cls, settings: Settings, *, demo: bool) -> App:
@@ -290,15 +295,28 @@ class App:
 
     async def _incidents_job(self) -> None:
         assert self.incidents is not None
-        try:
-            await self.incidents.run_pass()
-        except sqlite3.Error as exc:
-            # Our storage failing is never a service outage: one notice to the operator.
+        with self._running_job():
+            try:
+                await self.incidents.run_pass()
+            except sqlite3.Error as exc:
+                # Our storage failing is never a service outage: one notice to the operator.
+                if self.ops is not None:
+                    await self.ops.failed("incident tracking", exc)
+                return
             if self.ops is not None:
-                await self.ops.failed("incident tracking", exc)
-            return
-        if self.ops is not None:
-            await self.ops.ok("incident tracking")
+                await self.ops.ok("incident tracking")
+
+    @contextlib.contextmanager
+    def _running_job(self) -> Iterator[None]:
+        """Mark the current task as one of our jobs, so ``close`` lets it finish."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._jobs.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._jobs.discard(task)
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -307,6 +325,12 @@ class App:
                 loop.add_signal_handler(sig, self._stopping.set)
 
     async def close(self) -> None:
+        if self.scheduler.running:
+            # No new runs; a pass already under way finishes (briefly) instead of being
+            # cancelled by the shutdown mid-write, which also logged a CancelledError traceback.
+            self.scheduler.pause()
+            if self._jobs:
+                await asyncio.wait(set(self._jobs), timeout=JOB_GRACE_SECONDS)
         for task in self._retries:
             task.cancel()
         if self.dispatcher is not None:
