@@ -329,6 +329,7 @@ class App:
             # No new runs; a pass already under way finishes (briefly) instead of being
             # cancelled by the shutdown mid-write, which also logged a CancelledError traceback.
             self.scheduler.pause()
+            await asyncio.sleep(0)  # a job the scheduler just started registers itself
             if self._jobs:
                 await asyncio.wait(set(self._jobs), timeout=JOB_GRACE_SECONDS)
         for task in self._retries:

@@ -159,12 +159,13 @@ class AlertDispatcher:
                     original = await self._store.original_message(
                         row.incident_id, row.platform, row.channel
                     )
-                if original is not None and original[0] == "pending":
-                    # Its opening message has not gone out yet: try again shortly.
+                if await self._store.earlier_pending(row):
+                    # Its opening message, or an earlier change of the incident, has not gone
+                    # out in this channel yet (it may be backing off): keep their order.
                     await self._store.alert_retry(
                         row.id,
                         now + int(self._policy.wait_for_original),
-                        "waiting for open",
+                        "waiting for an earlier change",
                         in_doubt=True,  # keeps an earlier attempt's mark, if there was one
                     )
                     return False

@@ -84,3 +84,23 @@ async def test_a_deleted_first_message_does_not_dead_letter_the_update(tmp_path:
         assert update.state == "sent"
         assert h.fake.channel_messages[channel][-1] == update.message_id  # a new message
         assert "message_reference" not in (h.fake.requests[-1].body or {})
+
+
+async def test_a_resolution_waits_for_an_update_that_is_backing_off(tmp_path: Path) -> None:
+    async with discord(tmp_path) as (h, db, channel):
+        await drain(db, h)
+        [opened] = outbox_rows(db)
+        # The update's edit fails once (a 503), so it backs off; the resolution is due now.
+        h.fake.fail_next(
+            "PATCH", f"/channels/{channel}/messages/{opened.message_id}", status=503, body={}
+        )
+        await queue_change(db, "update")
+        await queue_change(db, "resolve")
+        await drain(db, h)
+        _, update, resolved = outbox_rows(db)
+        assert h.fake.channel_messages[opened.message_id] == [
+            update.message_id,
+            resolved.message_id,
+        ]  # in the thread, in order
+        title = h.fake.messages[opened.message_id]["embeds"][0]["title"]
+        assert title.startswith("✅ Acme: resolved after")  # not put back to "update"

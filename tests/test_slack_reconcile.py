@@ -254,3 +254,12 @@ async def test_an_update_whose_first_message_is_gone_is_posted_anew(
     assert update.state == "sent"  # not a dead letter
     [posted] = [m for m in bot.fake.posted if m["ts"] == update.message_id]
     assert posted["thread_ts"] is None  # a new message in the channel, no thread to join
+
+
+async def test_a_join_that_fails_for_now_keeps_the_alert_in_doubt(bot: SlackBot) -> None:
+    await bot.adapter.send("C0007", alert(), key="outbox-7")
+    bot.fake.script("conversations.join", Scripted.rate_limited(10))
+    with pytest.raises(DeliveryError) as raised:
+        await bot.adapter.find("C0007", "outbox-7", since=int(time.time()))
+    # Not "not there" (which would post it again): a retry after Retry-After, still looking.
+    assert raised.value.retry_after == 10.0 and not raised.value.permanent

@@ -130,6 +130,9 @@ class TlsClient:
 
         The certificate must be valid for ``host``: OpenSSL checks it during the handshake.
         """
+        if not host:
+            # OpenSSL takes an empty name as "no name to check" (the chain alone): never that.
+            raise HandshakeFailed("no host name to check the certificate against")
         conn = SSL.Connection(self._ctx, sock)
         param = _lib.SSL_get0_param(conn._ssl)  # see the module docstring
         try:
@@ -199,6 +202,11 @@ class TlsStream:
         except SSL.ZeroReturnError:
             return b""  # close_notify: the end
         except SSL.SysCallError as exc:
+            if _errno(exc) is None:
+                # The server closed without close_notify, as many do after a response read to
+                # the end of the connection: the end of the body (what ssl's default
+                # suppress_ragged_eofs did), not a failed probe.
+                return b""
             raise _os_error(exc) from exc
         except SSL.Error as exc:
             raise ConnectionError(f"TLS error: {_reasons(exc)}") from exc
@@ -236,7 +244,7 @@ def _errno(exc: SSL.SysCallError) -> int | None:
 
 def _os_error(exc: SSL.SysCallError) -> OSError:
     code = _errno(exc)
-    if code is None:  # no close_notify: ``ssl`` raised SSLEOFError, an OSError, here
+    if code is None:  # an EOF in the handshake or while sending: the connection failed
         return ConnectionError("the server closed the connection without a TLS close_notify")
     return OSError(code, os.strerror(code))
 

@@ -315,6 +315,14 @@ class Store:
     ) -> None:
         await self._write(alert_sql.mark_retry, row_id, due_at, error, in_doubt)
 
+    async def earlier_pending(self, row: OutboxRow) -> bool:
+        """Whether an earlier change of the row's incident still waits in the row's channel."""
+        if row.incident_id is None:
+            return False
+        return await self._call(
+            alert_sql.earlier_pending, row.incident_id, row.platform, row.channel, row.id
+        )
+
     async def had_updates(self, row: OutboxRow) -> bool:
         """Whether the row's incident posted updates in the row's channel (so it has a thread)."""
         if row.incident_id is None:

@@ -19,6 +19,7 @@ __all__ = [
     "add_subscription",
     "claim_due",
     "dead_letters",
+    "earlier_pending",
     "enqueue",
     "had_updates",
     "mark_dead",
@@ -205,6 +206,18 @@ def original_message(
         (incident_id, platform, channel),
     ).fetchone()
     return None if row is None else (row[0], row[1])
+
+
+def earlier_pending(
+    conn: sqlite3.Connection, incident_id: int, platform: str, channel: str, row_id: int
+) -> bool:
+    """Whether a row queued before ``row_id`` for the same incident and channel is pending."""
+    row = conn.execute(
+        "SELECT 1 FROM outbox WHERE incident_id = ? AND platform = ? AND channel = ? "
+        "AND state = 'pending' AND id < ? LIMIT 1",
+        (incident_id, platform, channel, row_id),
+    ).fetchone()
+    return row is not None
 
 
 def had_updates(conn: sqlite3.Connection, incident_id: int, platform: str, channel: str) -> bool:

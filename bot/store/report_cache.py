@@ -165,17 +165,26 @@ class ReportCache:
     # Called by SQLite from the triggers, once per changed row: keep them cheap, never raise.
 
     def _forget_minute(self, service_id: int, minute: int) -> None:
-        entry = self._services.get(service_id)
-        if entry is not None and entry.counts:
-            end = minute + 59
-            for span in [s for s in entry.counts if s[0] <= end and minute <= s[1]]:
-                del entry.counts[span]
+        try:
+            entry = self._services.get(service_id)
+            if entry is not None and entry.counts:
+                end = minute + 59
+                for span in [s for s in entry.counts if s[0] <= end and minute <= s[1]]:
+                    del entry.counts[span]
+        except Exception:
+            # Raised into SQLite, it would fail the user's write (a chat report): forget all.
+            log.exception("report cache: forgetting everything")
+            self.clear()
 
     def _forget_hour(self, service_id: int, hour: int) -> None:
-        entry = self._services.get(service_id)
-        if entry is not None and entry.history:
-            for key in [k for k in entry.history if _has_slot(k, hour)]:
-                del entry.history[key]
+        try:
+            entry = self._services.get(service_id)
+            if entry is not None and entry.history:
+                for key in [k for k in entry.history if _has_slot(k, hour)]:
+                    del entry.history[key]
+        except Exception:
+            log.exception("report cache: forgetting everything")
+            self.clear()
 
 
 def _recall(

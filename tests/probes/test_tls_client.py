@@ -288,3 +288,46 @@ def test_a_context_that_does_not_verify_is_refused() -> None:
     lax.check_hostname = False
     with pytest.raises(ValueError, match="must verify"):
         TlsClient.like(lax)
+
+
+def test_an_empty_host_name_is_refused_before_any_handshake(client: TlsClient) -> None:
+    # OpenSSL would take an empty name as "no name to check" and accept any trusted chain.
+    left, right = socket.socketpair()
+    try:
+        with pytest.raises(HandshakeFailed):
+            client.start(left, "")
+    finally:
+        left.close()
+        right.close()
+
+
+async def test_a_close_without_close_notify_ends_the_body(
+    shake: Shake, client: TlsClient, ca: trustme.CA
+) -> None:
+    """Many servers close the connection after a response without a TLS close_notify; for a
+    response read to the end of the connection that is its end, not a failure."""
+
+    async def handle(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.0 200 OK\r\n\r\nall of it")
+        await writer.drain()
+        writer.transport.abort()  # TCP close, no close_notify
+
+    listener = await asyncio.start_server(
+        handle, "127.0.0.1", 0, ssl=server_tls(ca.issue_cert("127.0.0.1"))
+    )
+    try:
+        sock, stream = await shake(client, listener.sockets[0].getsockname()[1])
+        loop, got = asyncio.get_running_loop(), b""
+        while True:
+            try:
+                chunk = stream.recv(4096)
+            except tls.WantRead:
+                await readable(loop, sock.fileno())
+                continue
+            if not chunk:
+                break
+            got += chunk
+        assert got.endswith(b"all of it")
+    finally:
+        listener.close()
+        await listener.wait_closed()

@@ -42,6 +42,18 @@ METADATA_TYPE = "outagebot_delivery"  # the message metadata that carries the ou
 FIND_MARGIN = 60  # seconds before an attempt that a look for its message starts (clock skew)
 FIND_PAGE = 200  # messages per history page (Slack's maximum is 999; 200 is its advice)
 FIND_PAGES = 5
+# Slack will not let the bot join (a private channel, no channels:join, an archived channel).
+_JOIN_REFUSED = frozenset(
+    {
+        "method_not_supported_for_channel_type",
+        "is_archived",
+        "channel_not_found",
+        "missing_scope",
+        "restricted_action",
+        "is_private",
+        "no_permission",
+    }
+)
 # The look cannot see the channel: it will not by retrying either, so the outbox sends again.
 _UNSEEABLE = frozenset(
     {
@@ -259,8 +271,12 @@ class SlackSender:
         try:
             await self._client.conversations_join(channel=channel)
         except SlackApiError as exc:
-            log.info("cannot join to look channel=%s error=%s", channel, exc.response.get("error"))
-            return False
+            code = str(exc.response.get("error", ""))
+            if code in _JOIN_REFUSED:
+                log.info("cannot join to look channel=%s error=%s", channel, code)
+                return False
+            # A 429 or 5xx says nothing about the message: the alert stays in doubt.
+            raise _transient(delivery_error(exc, f"joining {channel}")) from exc
         except (ClientError, TimeoutError) as exc:
             raise _transient(delivery_error(exc, f"joining {channel}")) from exc
         return True
