@@ -54,6 +54,24 @@ async def dispatching(
         await store.close()
 
 
+async def drain_slack_storm(
+    tmp_path: Path, channels: list[str], storm: list[Scripted]
+) -> FakeSlack:
+    """The local Slack answering chat.postMessage with ``storm`` first; the outbox drained of one
+    alert per channel; the (closed) local Slack returned for its records."""
+    fake = await FakeSlack().start()
+    fake.script("chat.postMessage", *storm)
+    bot = await start_bot(tmp_path, fake, mode="socket")
+    try:
+        await seed(tmp_path / "outbox.db", [("slack", fake.team, c) for c in channels])
+        async with dispatching(tmp_path / "outbox.db", {"slack": bot.adapter}):
+            await until(lambda: waiting(tmp_path / "outbox.db") == 0, WAIT)
+    finally:
+        await bot.close()
+        await fake.close()
+    return fake
+
+
 def discord_channels(n: int) -> list[str]:
     return [str(10**17 + i) for i in range(n)]
 
@@ -239,7 +257,6 @@ async def test_slack_429_and_5xx_storm_honours_retry_after_and_delivers_once(
     tmp_path: Path,
 ) -> None:
     """Short Retry-Afters are waited out by slack-sdk, 5xx and long ones by the outbox."""
-    fake = await FakeSlack().start()
     channels = slack_channels(16)
     storm = [
         Scripted.rate_limited(1),
@@ -248,15 +265,7 @@ async def test_slack_429_and_5xx_storm_honours_retry_after_and_delivers_once(
         Scripted(500, {"ok": False, "error": "internal_error"}),
         Scripted(502, {"ok": False, "error": "bad_gateway"}),
     ] * 8
-    fake.script("chat.postMessage", *storm)
-    bot = await start_bot(tmp_path, fake, mode="socket")
-    try:
-        await seed(tmp_path / "outbox.db", [("slack", fake.team, c) for c in channels])
-        async with dispatching(tmp_path / "outbox.db", {"slack": bot.adapter}):
-            await until(lambda: waiting(tmp_path / "outbox.db") == 0, WAIT)
-    finally:
-        await bot.close()
-        await fake.close()
+    fake = await drain_slack_storm(tmp_path, channels, storm)
     answered = slack_answers(fake, storm)
     assert len(answered) > len(storm)  # the whole storm was used up
     delivered = [str(call.args["channel"]) for call, answer in answered if answer is None]
@@ -275,18 +284,9 @@ async def test_slack_429_and_5xx_storm_honours_retry_after_and_delivers_once(
 
 async def test_slack_long_retry_after_is_honoured_by_the_outbox(tmp_path: Path) -> None:
     """Retry-After beyond what slack-sdk waits for (3 s): the row waits in the outbox."""
-    fake = await FakeSlack().start()
     channels = slack_channels(12)
     storm = [Scripted.rate_limited(4)] * len(channels)
-    fake.script("chat.postMessage", *storm)
-    bot = await start_bot(tmp_path, fake, mode="socket")
-    try:
-        await seed(tmp_path / "outbox.db", [("slack", fake.team, c) for c in channels])
-        async with dispatching(tmp_path / "outbox.db", {"slack": bot.adapter}):
-            await until(lambda: waiting(tmp_path / "outbox.db") == 0, WAIT)
-    finally:
-        await bot.close()
-        await fake.close()
+    fake = await drain_slack_storm(tmp_path, channels, storm)
     answered = slack_answers(fake, storm)
     delivered = [str(call.args["channel"]) for call, answer in answered if answer is None]
     assert sorted(delivered) == channels
