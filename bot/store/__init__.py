@@ -2,8 +2,10 @@
 
 Every method is async and runs its SQL on the store's single worker thread, so the event loop never
 waits on the disk; one thread also means one connection and no lock contention inside a process.
-Other processes (``outagebot import`` beside a running bot) are handled by WAL, busy_timeout and
-BEGIN IMMEDIATE.
+The one exception is a warm evidence read, which the loop does itself when the connection is
+free and the read stays within a small budget (``bot.store.inline``); otherwise it too goes to
+the worker thread. Other processes (``outagebot import`` beside a running bot) are handled by WAL,
+busy_timeout and BEGIN IMMEDIATE.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import enum
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -43,6 +46,7 @@ from bot.store.alerts import OutboxRow, SubscriptionRow
 from bot.store.connection import immediate, open_connection, snapshot
 from bot.store.digests import DigestChannel
 from bot.store.incidents import IncidentRow
+from bot.store.inline import InlineBudget, InlineStats, read_inline
 from bot.store.probes import ProbeRow, StatusRow
 from bot.store.report_cache import ReportCache
 from bot.store.reports import PreparedReports, ReportDedupe, ReportRow, WorksForMeRow
@@ -165,32 +169,63 @@ class ImportCounts:
 class Store:
     """Async access to the SQLite file. Create with ``await Store.open(path, catalog)``."""
 
-    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: str, inline: InlineBudget | None = None
+    ) -> None:
         self._conn = conn
         self.path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        # Whoever holds it uses the connection: the worker thread for each job, or the event
+        # loop for a warm evidence read (which only ever tries it, never waits).
+        self._lock = threading.Lock()
+        self._closed = False
+        self._inline = InlineBudget() if inline is None else inline
+        self.inline_stats = InlineStats()
         self._ids: dict[str, int] = {}
-        # Report counts verdicts already read; used and kept exact on the worker thread only.
+        # Report counts verdicts already read; used and kept exact by the connection's holder.
         self._report_cache = ReportCache()
 
     @classmethod
-    async def open(cls, path: str | Path, catalog: Catalog) -> Store:
+    async def open(
+        cls, path: str | Path, catalog: Catalog, *, inline: InlineBudget | None = None
+    ) -> Store:
         conn = await asyncio.to_thread(open_connection, path)
-        store = cls(conn, str(path))
+        store = cls(conn, str(path), inline)
         await store._call(migrate)
         await store.sync_catalog(catalog)
         return store
 
     async def close(self) -> None:
+        self._closed = True
         await self._call(lambda conn: conn.close())
         self._pool.shutdown(wait=True)
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, partial(fn, self._conn, *args))
+            return await loop.run_in_executor(self._pool, partial(self._holding, fn, *args))
         except RuntimeError as exc:  # the pool refuses work once shut down
             raise StoreClosed("the store is closed") from exc
+
+    def _holding(self, fn: Callable[..., T], *args: object) -> T:
+        with self._lock:
+            return fn(self._conn, *args)
+
+    def _try_inline(self, read: Callable[[sqlite3.Connection], T]) -> T | None:
+        """``read`` on this thread if the connection is free and the read is warm and short."""
+        if self._closed or not self._lock.acquire(blocking=False):
+            self.inline_stats.busy += 1
+            return None
+        try:
+            # Never read inside someone else's transaction, nor before the first verdict has
+            # set the report cache up (that takes a write of temporary triggers).
+            if self._conn.in_transaction or not self._report_cache.attached(self._conn):
+                self.inline_stats.cold += 1
+                return None
+            with self._report_cache.remembered_only():
+                return read_inline(self._conn, read, self._inline, self.inline_stats)
+        finally:
+            self._lock.release()
 
     # ---- catalog -------------------------------------------------------------------------
 
@@ -327,9 +362,7 @@ class Store:
         """Whether the row's incident posted updates in the row's channel (so it has a thread)."""
         if row.incident_id is None:
             return False
-        return await self._call(
-            alert_sql.had_updates, row.incident_id, row.platform, row.channel
-        )
+        return await self._call(alert_sql.had_updates, row.incident_id, row.platform, row.channel)
 
     async def alert_dead(self, row_id: int, error: str) -> None:
         await self._write(alert_sql.mark_dead, row_id, error)
@@ -587,7 +620,13 @@ class Store:
         sid = self._ids.get(service.key)
         if sid is None:
             return Evidence(service=service, at=at)
-        return await self._call(_evidence, sid, service, at, windows, self._report_cache)
+        read = partial(
+            _evidence, sid=sid, service=service, at=at, w=windows, cache=self._report_cache
+        )
+        found = self._try_inline(read)
+        if found is not None:
+            return found
+        return await self._call(read)
 
     async def report_series(
         self, service_key: str, since: datetime, until: datetime, step: timedelta

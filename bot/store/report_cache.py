@@ -20,18 +20,20 @@ Kept exact, never merely "fresh enough":
   transaction, and then everything is dropped.
 
 The triggers are created by the first verdict, so a process that never asks for one (the CLI
-import) pays nothing on its writes. Only the store's worker thread touches the cache, as it is
-the only thread that uses the connection, so there is no lock.
+import) pays nothing on its writes. The cache is touched only by the thread holding the store's
+connection (its worker thread, or the event loop for a warm read, ``bot.store.inline``), one at a
+time, so it needs no lock of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 Counts = dict[tuple[str, str], int]  # counted reports per (region, problem)
 History = dict[str, tuple[int, ...]]  # counted reports per region, one per previous day
@@ -73,6 +75,10 @@ _TRIGGERS = (
 )
 
 
+class NotCached(Exception):
+    """A result was not remembered, inside ``ReportCache.remembered_only``."""
+
+
 @dataclass(slots=True)
 class _Service:
     """Results for one service; every one is exact for the committed state."""
@@ -95,6 +101,7 @@ class ReportCache:
         self._conn: sqlite3.Connection | None = None
         self._data_version: int | None = None
         self._refused = False  # attach failed once already: warned
+        self._remembered_only = False
 
     def attach(self, conn: sqlite3.Connection) -> bool:
         """Watch this connection's writes (once; call outside any transaction).
@@ -121,6 +128,19 @@ class ReportCache:
         self.clear()
         return True
 
+    def attached(self, conn: sqlite3.Connection) -> bool:
+        """Whether this cache already watches ``conn``'s writes."""
+        return self._conn is conn
+
+    @contextlib.contextmanager
+    def remembered_only(self) -> Iterator[None]:
+        """Inside, a result not remembered raises ``NotCached`` instead of being computed."""
+        self._remembered_only = True
+        try:
+            yield
+        finally:
+            self._remembered_only = False
+
     def check(self, conn: sqlite3.Connection) -> None:
         """Drop everything if another connection committed; call inside the read transaction.
 
@@ -144,13 +164,20 @@ class ReportCache:
         self, service_id: int, first: int, last: int, compute: Callable[[], Counts]
     ) -> Counts:
         """The counted reports with first <= at <= last: remembered, else ``compute()``."""
-        return _recall(self._entry(service_id).counts, (first, last), compute, MAX_SPANS)
+        return _recall(
+            self._entry(service_id).counts, (first, last), self._computing(compute), MAX_SPANS
+        )
 
     def history(
         self, service_id: int, hour: int, days: int, compute: Callable[[], History]
     ) -> History:
         """The same-hour history before ``hour``: remembered, else ``compute()``."""
-        return _recall(self._entry(service_id).history, (hour, days), compute, MAX_HISTORIES)
+        return _recall(
+            self._entry(service_id).history, (hour, days), self._computing(compute), MAX_HISTORIES
+        )
+
+    def _computing(self, compute: Callable[[], V]) -> Callable[[], V]:
+        return _not_cached if self._remembered_only else compute
 
     def _entry(self, service_id: int) -> _Service:
         entry = self._services.get(service_id)
@@ -197,6 +224,10 @@ def _recall(
             del results[next(iter(results))]
         results[key] = found
     return found
+
+
+def _not_cached() -> NoReturn:
+    raise NotCached
 
 
 def _has_slot(key: tuple[int, int], hour: int) -> bool:

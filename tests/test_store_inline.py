@@ -1,0 +1,203 @@
+"""Warm evidence reads on the event loop (bot/store/inline.py): same answers, never a wait.
+
+A verdict whose report counts are cached is read on the calling thread instead of the store's
+worker thread. These tests pin what makes that safe: the answer is the one the worker thread
+would give; a busy connection, a cold cache, a lock or a read over budget sends the read to the
+worker thread instead of making the loop wait; a read given up leaves the connection as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from bot.model import Catalog, Service, Target, from_epoch
+from bot.store import EvidenceWindows, ImportBatch, ProbeRow, ReportRow, Store, StoreClosed
+from bot.store.connection import BUSY_TIMEOUT_MS, immediate, open_connection
+from bot.store.inline import InlineBudget
+from bot.store.report_cache import NotCached, ReportCache
+from bot.store.reports import insert_reports
+
+CATALOG = Catalog(
+    (
+        Service("twitter", "Twitter / X", ("x",), (Target("web", "https://x.invalid/"),)),
+        Service("github", "GitHub", (), (Target("web", "https://gh.invalid/"),)),
+    )
+)
+TWITTER = CATALOG.services[0]
+T0 = 1_672_263_037  # 2022-12-28 21:30:37 UTC
+WINDOWS = EvidenceWindows(
+    probe_seconds=600, report_seconds=1800, baseline_days=14, status_max_age_seconds=6 * 3600
+)
+DEDUPE = 3600
+# SQLite checks this budget at its first step: every read is given up, as an over-long one is.
+NEVER = InlineBudget(cpu_ms=0.0, wall_ms=0.0, every=1)
+
+
+def reports(sid: int, n: int, prefix: str) -> list[ReportRow]:
+    rng = random.Random(prefix)
+    return [
+        ReportRow(
+            sid,
+            T0 - rng.randrange(1700),  # all inside the 30-minute window
+            rng.choice(("US", "GB", "JP")),
+            rng.choice(("website", "app")),
+            "import",
+            "",
+            f"{prefix}{i}",
+        )
+        for i in range(n)
+    ]
+
+
+def probes(sid: int) -> list[ProbeRow]:
+    return [
+        ProbeRow(sid, "web", region, (T0 - 30 * k) * 1000, k % 3 != 0, 200, 80.0 + k, None)
+        for region in ("US", "JP")
+        for k in range(10)
+    ]
+
+
+async def seeded(path: Path, budget: InlineBudget | None = None) -> Store:
+    store = await Store.open(path, CATALOG, inline=budget)
+    sid = store.service_id("twitter")
+    assert sid is not None
+    await store.add_probe_results(probes(sid))
+    await store.import_batch(ImportBatch(reports=reports(sid, 300, f"s{path.name}")), DEDUPE)
+    return store
+
+
+async def test_a_warm_read_runs_inline_and_matches_the_worker_threads(tmp_path: Path) -> None:
+    path = tmp_path / "inline.db"
+    store = await seeded(path)
+    worker_only = await Store.open(path, CATALOG, inline=NEVER)
+    try:
+        at = from_epoch(T0)
+        cold = await store.evidence(TWITTER, at, WINDOWS)
+        assert (store.inline_stats.inline, store.inline_stats.cold) == (0, 1)
+        warm = await store.evidence(TWITTER, at, WINDOWS)
+        assert store.inline_stats.inline == 1
+        assert warm == cold
+        # The same question through a store that never reads inline.
+        await worker_only.evidence(TWITTER, at, WINDOWS)  # warms its cache: the read then tries
+        on_worker = await worker_only.evidence(TWITTER, at, WINDOWS)
+        assert worker_only.inline_stats.inline == 0
+        assert worker_only.inline_stats.interrupted >= 1
+        assert on_worker == warm
+        assert sum(warm.reports.values()) == 300
+        assert len(warm.probes) == 20
+    finally:
+        await worker_only.close()
+        await store.close()
+
+
+async def test_a_read_given_up_leaves_the_connection_as_it_was(tmp_path: Path) -> None:
+    store = await seeded(tmp_path / "given-up.db", NEVER)
+    try:
+        at = from_epoch(T0)
+        first = await store.evidence(TWITTER, at, WINDOWS)
+        again = await store.evidence(TWITTER, at, WINDOWS)
+        assert again == first
+        assert store.inline_stats.interrupted == 1 and store.inline_stats.inline == 0
+
+        def state(conn: sqlite3.Connection) -> tuple[bool, int]:
+            timeout = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+            return conn.in_transaction, timeout
+
+        # Outside any transaction, and writers wait for a lock again instead of failing.
+        assert await store._call(state) == (False, BUSY_TIMEOUT_MS)
+        sid = store.service_id("twitter")
+        assert sid is not None
+        await store.import_batch(ImportBatch(reports=reports(sid, 5, "later")), DEDUPE)
+        assert sum((await store.evidence(TWITTER, at, WINDOWS)).reports.values()) == 305
+    finally:
+        await store.close()
+
+
+async def test_a_busy_connection_is_never_waited_for(tmp_path: Path) -> None:
+    store = await seeded(tmp_path / "busy.db")
+    at = from_epoch(T0)
+    await store.evidence(TWITTER, at, WINDOWS)  # warm
+    entered, hold = threading.Event(), threading.Event()
+    # Should the loop block on the lock after all, release the worker anyway so the test fails
+    # on its assertion instead of hanging.
+    safety = threading.Timer(30, hold.set)
+    safety.start()
+
+    def long_job(conn: object) -> None:
+        entered.set()
+        hold.wait()
+
+    try:
+        job = asyncio.ensure_future(store._call(long_job))
+        await asyncio.to_thread(entered.wait)
+
+        async def release() -> None:
+            # Runs once the evidence read reached its first await: it must not have waited.
+            assert store.inline_stats.busy == 1
+            assert not hold.is_set()
+            hold.set()
+
+        ev, _ = await asyncio.gather(store.evidence(TWITTER, at, WINDOWS), release())
+        await job
+        assert sum(ev.reports.values()) == 300
+        assert store.inline_stats.inline == 0
+    finally:
+        safety.cancel()
+        hold.set()
+        await store.close()
+
+
+async def test_another_writer_holding_the_lock_does_not_stop_a_warm_read(tmp_path: Path) -> None:
+    path = tmp_path / "writer.db"
+    store = await seeded(path)
+    at = from_epoch(T0)
+    sid = store.service_id("twitter")
+    assert sid is not None
+    await store.evidence(TWITTER, at, WINDOWS)  # warm
+    other = open_connection(path)
+    try:
+        with immediate(other):
+            insert_reports(other, reports(sid, 40, "other"), dedupe_seconds=DEDUPE, tenant_cap=None)
+            # Uncommitted: the inline read sees the committed state, without waiting.
+            during = await store.evidence(TWITTER, at, WINDOWS)
+            assert store.inline_stats.inline == 1
+            assert sum(during.reports.values()) == 300
+        # Committed by another connection: the cache is dropped and the worker thread re-reads.
+        after = await store.evidence(TWITTER, at, WINDOWS)
+        assert store.inline_stats.cold == 2
+        assert sum(after.reports.values()) == 340
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_a_closed_store_refuses_reads(tmp_path: Path) -> None:
+    store = await seeded(tmp_path / "closed.db")
+    at = from_epoch(T0)
+    await store.evidence(TWITTER, at, WINDOWS)
+    await store.close()
+    with pytest.raises(StoreClosed):
+        await store.evidence(TWITTER, at, WINDOWS)
+
+
+def test_remembered_only_raises_on_a_miss_and_caches_nothing() -> None:
+    cache = ReportCache()
+    computed: list[int] = []
+
+    def compute() -> dict[tuple[str, str], int]:
+        computed.append(1)
+        return {("US", "website"): 3}
+
+    with cache.remembered_only(), pytest.raises(NotCached):
+        cache.counts(1, 0, 59, compute)
+    assert computed == []
+    assert cache.counts(1, 0, 59, compute) == {("US", "website"): 3}
+    with cache.remembered_only():
+        assert cache.counts(1, 0, 59, compute) == {("US", "website"): 3}
+    assert computed == [1]
