@@ -88,7 +88,7 @@ def _run(name: str, *, quick: bool) -> Section:
         how = (
             verdict_bench.VerdictRun(rounds=3, outage_rounds=100)
             if quick
-            else verdict_bench.VerdictRun(rounds=100, outage_rounds=1000)
+            else verdict_bench.VerdictRun(rounds=1000, outage_rounds=1000)
         )
         return asyncio.run(verdict_bench.run(scenario, how))
     if name == "storage":

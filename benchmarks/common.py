@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import platform
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -54,6 +55,14 @@ def p99(values: Sequence[float]) -> float:
 
 def now_ns() -> int:
     return time.perf_counter_ns()
+
+
+def preemptions() -> int:
+    """Involuntary context switches of the calling thread so far: times another task took its CPU.
+
+    A call timed across one of them includes however long that task ran (Linux's getrusage).
+    """
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_nivcsw
 
 
 def human_bytes(n: int) -> str:
