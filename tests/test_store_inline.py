@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import EXAMPLE_CONFIG, load_settings
 from bot.model import Catalog, Service, Target, from_epoch
 from bot.store import EvidenceWindows, ImportBatch, ProbeRow, ReportRow, Store, StoreClosed
 from bot.store.connection import BUSY_TIMEOUT_MS, immediate, open_connection
 from bot.store.inline import InlineBudget
 from bot.store.report_cache import NotCached, ReportCache
 from bot.store.reports import insert_reports
+from bot.verdicts import VerdictService
 
 CATALOG = Catalog(
     (
@@ -201,3 +203,34 @@ def test_remembered_only_raises_on_a_miss_and_caches_nothing() -> None:
     with cache.remembered_only():
         assert cache.counts(1, 0, 59, compute) == {("US", "website"): 3}
     assert computed == [1]
+
+
+async def test_verdicts_read_in_a_row_leave_the_loop_its_turn(tmp_path: Path) -> None:
+    # The incident pass asks for every service in a row; inline reads must not turn that into
+    # one long step of the event loop that holds up chat interactions.
+    settings = load_settings(EXAMPLE_CONFIG)
+    store = await Store.open(tmp_path / "turns.db", settings.catalog())
+    verdicts = VerdictService(store, settings)
+    services = list(settings.catalog().services)
+    at = from_epoch(T0)
+    try:
+        for svc in services:
+            await verdicts.verdict(svc, at=at)  # warms the report cache
+        ticks, done = 0, False
+
+        async def other_work() -> None:
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.ensure_future(other_work())
+        inline_before = store.inline_stats.inline
+        for svc in services:
+            await verdicts.verdict(svc, at=at)
+        done = True
+        await other
+        assert store.inline_stats.inline - inline_before == len(services)
+        assert ticks >= len(services)  # at least one turn for other work per verdict
+    finally:
+        await store.close()
