@@ -12,11 +12,9 @@ import os
 import signal
 import sqlite3
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -32,6 +30,7 @@ from bot.demo import Demo, demo_database, reset_database
 from bot.digests import DigestScheduler
 from bot.errors import PlatformUnavailable, StartupError
 from bot.incidents import IncidentPolicy, IncidentTracker
+from bot.jobs import RunningJobs
 from bot.model import Catalog
 from bot.ops import OpsNotifier, parse_ops_channel
 from bot.outbox import AlertDispatcher
@@ -48,7 +47,7 @@ from commands import COMMANDS
 
 log = logging.getLogger(__name__)
 
-JOB_GRACE_SECONDS = 10.0  # how long a stop waits for an incident pass under way to finish
+JOB_GRACE_SECONDS = 10.0  # how long a stop waits for scheduled jobs under way to finish
 
 __all__ = ["App", "StartupError", "chat_adapters_enabled"]
 
@@ -71,7 +70,7 @@ class App:
     ops: OpsNotifier | None = None
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _retries: list[asyncio.Task[None]] = field(default_factory=list)
-    _jobs: set[asyncio.Task[Any]] = field(default_factory=set)  # our scheduled jobs running now
+    jobs: RunningJobs = field(default_factory=RunningJobs)  # our scheduled jobs running now
 
     @classmethod
     async def create(cls, settings: Settings, *, demo: bool) -> App:
@@ -104,12 +103,14 @@ class App:
                 raise StartupError(str(exc)) from None
             tenants.on_change = lambda: probing.set_tenant_services(tenants.all_services())
         scheduler = AsyncIOScheduler(timezone=settings.bot.timezone)
+        jobs = RunningJobs()
         digests = DigestScheduler(
             store,
             scheduler,
             lambda platform, tenant: (*catalog.services, *tenants.services(platform, tenant)),
             defaults=settings.digest,
             timezone=settings.bot.timezone,
+            jobs=jobs,
         )
         ctx = CommandContext(
             settings=settings,
@@ -129,6 +130,7 @@ class App:
             router=Router(ctx, COMMANDS),
             verdicts=verdicts,
             scheduler=scheduler,
+            jobs=jobs,
             digests=digests,
             demo=demo_mode,
             probing=probing,
@@ -191,10 +193,9 @@ class App:
         # Retention moves probe results between storage tiers in short transactions on the
         # store's thread; derived from config at start like every job (RELIABILITY: scheduler).
         self.scheduler.add_job(
-            retention_job,
+            self._retention_job,
             "interval",
             seconds=RETENTION_INTERVAL_SECONDS,
-            args=[self.store, self.settings],
             id="retention",
             replace_existing=True,
             max_instances=1,
@@ -232,9 +233,7 @@ class App:
             await self.probing.start()
         # Together, so one slow platform does not hold up another; one that cannot be reached
         # now is retried in the background while the rest serve (a bad token still stops us).
-        results = await asyncio.gather(
-            *(a.start() for a in self.adapters), return_exceptions=True
-        )
+        results = await asyncio.gather(*(a.start() for a in self.adapters), return_exceptions=True)
         for adapter, result in zip(self.adapters, results, strict=True):
             if isinstance(result, PlatformUnavailable):
                 log.warning("adapter %s unavailable, retrying: %s", adapter.name, result)
@@ -293,9 +292,13 @@ class App:
             log.info("adapter started name=%s (after retrying)", adapter.name)
             return
 
+    async def _retention_job(self) -> None:
+        with self.jobs.track():
+            await retention_job(self.store, self.settings)
+
     async def _incidents_job(self) -> None:
         assert self.incidents is not None
-        with self._running_job():
+        with self.jobs.track():
             try:
                 await self.incidents.run_pass()
             except sqlite3.Error as exc:
@@ -305,18 +308,6 @@ class App:
                 return
             if self.ops is not None:
                 await self.ops.ok("incident tracking")
-
-    @contextlib.contextmanager
-    def _running_job(self) -> Iterator[None]:
-        """Mark the current task as one of our jobs, so ``close`` lets it finish."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._jobs.add(task)
-        try:
-            yield
-        finally:
-            if task is not None:
-                self._jobs.discard(task)
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -329,9 +320,10 @@ class App:
             # No new runs; a pass already under way finishes (briefly) instead of being
             # cancelled by the shutdown mid-write, which also logged a CancelledError traceback.
             self.scheduler.pause()
-            await asyncio.sleep(0)  # a job the scheduler just started registers itself
-            if self._jobs:
-                await asyncio.wait(set(self._jobs), timeout=JOB_GRACE_SECONDS)
+            if not await self.jobs.wait(JOB_GRACE_SECONDS):
+                log.warning(
+                    "stopping with a scheduled job still running after %.0f s", JOB_GRACE_SECONDS
+                )
         for task in self._retries:
             task.cancel()
         if self.dispatcher is not None:

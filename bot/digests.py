@@ -30,6 +30,7 @@ from bot.alerts import duration_text
 from bot.charts import ChartData, chart_to_json
 from bot.config import DigestSettings
 from bot.i18n import CATALOGS, text
+from bot.jobs import RunningJobs
 from bot.model import Category, Service, to_epoch, utcnow
 from bot.regions import region_name
 from bot.store import DigestChannel, IncidentRow, Store
@@ -96,6 +97,7 @@ class DigestScheduler:
         timezone: str,
         on_queued: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        jobs: RunningJobs | None = None,
     ) -> None:
         self._store = store
         self._scheduler = scheduler
@@ -104,6 +106,7 @@ class DigestScheduler:
         self._timezone = timezone
         self.on_queued = on_queued  # e.g. wake the outbox dispatcher
         self._clock = clock
+        self._running = RunningJobs() if jobs is None else jobs  # a stop lets a run finish
         self._jobs: dict[str, Schedule] = {}
 
     async def sync(self) -> None:
@@ -154,13 +157,15 @@ class DigestScheduler:
 
     async def run(self, platform: str, tenant: str, channel_id: str) -> bool:
         """The cron job: build and queue this channel's digest for the period just ended."""
-        for channel in await self._store.digest_channels():
-            where = (channel.platform, channel.tenant, channel.channel)
-            if where == (platform, tenant, channel_id):
-                schedule = schedule_of(channel, self._defaults, self._timezone)
-                if schedule is not None:
-                    return await self._run(channel, schedule, schedule.last_due(self._clock()))
-        return False
+        with self._running.track():
+            for channel in await self._store.digest_channels():
+                where = (channel.platform, channel.tenant, channel.channel)
+                if where == (platform, tenant, channel_id):
+                    schedule = schedule_of(channel, self._defaults, self._timezone)
+                    if schedule is not None:
+                        due = schedule.last_due(self._clock())
+                        return await self._run(channel, schedule, due)
+            return False
 
     async def _run(self, channel: DigestChannel, schedule: Schedule, due: datetime) -> bool:
         period = schedule.period(due)

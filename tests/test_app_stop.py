@@ -1,18 +1,22 @@
-"""Stopping the bot lets an incident pass under way finish instead of cancelling it mid-write.
+"""Stopping the bot lets scheduled jobs under way finish instead of cancelling them mid-write.
 
 Cancelled by the scheduler's shutdown, a pass stopped between the verdict and its write and
 APScheduler logged the CancelledError as a job failure with a traceback (seen at the end of the
-fault-to-alert benchmark). ``App.close`` now pauses the scheduler and waits for it (bounded).
+fault-to-alert benchmark). ``App.close`` now pauses the scheduler and waits for its jobs
+(bounded): the incident pass, a digest being built, a retention run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from bot.app import App
 from bot.config import parse_settings
+from bot.invocation import Invocation
 from bot.model import Catalog, Service, Target, to_epoch, utcnow
+from bot.reply import ReplyKind
 from bot.store import ImportBatch, ProbeRow, Store
 
 ACME = {"key": "acme", "name": "Acme", "targets": {"web": "https://a.invalid/"}}
@@ -44,7 +48,7 @@ async def test_close_waits_for_an_incident_pass_under_way(tmp_path: Path) -> Non
     await app.store.import_batch(batch, 3600)
     job = asyncio.create_task(app._incidents_job())
     await asyncio.sleep(0)  # one turn of the loop: the pass runs to its first await
-    assert job in app._jobs
+    assert job in app.jobs
     await app.close()
     assert job.done() and not job.cancelled() and job.exception() is None
     store = await Store.open(db, Catalog((Service("acme", "Acme", (), (Target("web", "x"),)),)))
@@ -52,3 +56,37 @@ async def test_close_waits_for_an_incident_pass_under_way(tmp_path: Path) -> Non
         assert [i.service for i in await store.open_incidents()] == ["acme"]  # it was written
     finally:
         await store.close()
+
+
+async def test_close_waits_for_a_digest_and_a_retention_run_under_way(tmp_path: Path) -> None:
+    db = tmp_path / "digest.db"
+    settings = parse_settings(
+        {
+            "bot": {"database": str(db)},
+            "probes": {"enabled": False},
+            "api": {"enabled": False},
+            "digest": {"enabled": True, "time": "09:00"},
+            "services": [ACME],
+        }
+    )
+    app = await App.create(settings, demo=False)
+    await app.start()
+    assert app.digests is not None
+    subscribe = Invocation(
+        "subscribe", {"subject": "all"}, "console", "local", "ops", "u", None, is_admin=True
+    )
+    assert (await app.router.dispatch(subscribe)).kind is ReplyKind.INFO
+    digest = asyncio.create_task(app.digests.run("console", "local", "ops"))
+    retention = asyncio.create_task(app._retention_job())
+    await asyncio.sleep(0)  # one turn of the loop: each job runs to its first await
+    assert digest in app.jobs and retention in app.jobs
+    await app.close()
+    for job in (digest, retention):
+        assert job.done() and not job.cancelled() and job.exception() is None
+    assert digest.result() is True  # built and queued, not left claimed for a later takeover
+    conn = sqlite3.connect(db)
+    try:
+        kinds = [k for (k,) in conn.execute("SELECT kind FROM outbox WHERE channel = 'ops'")]
+    finally:
+        conn.close()
+    assert len(kinds) == 1 and kinds[0].startswith("digest:")
