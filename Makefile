@@ -17,11 +17,13 @@ run: $(BIN)/outagebot
 # The whole suite, plus lint and type checks. `.ci/run` runs exactly this.
 test: $(BIN)/outagebot
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/outagebot
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 bench: $(BIN)/outagebot

@@ -159,8 +159,10 @@ class IncidentTracker:
         opened = datetime.fromtimestamp(opened_at, verdict.at.tzinfo)
         moment = datetime.fromtimestamp(at, verdict.at.tzinfo)
         # The alert rows are queued in the same transaction as the change (the outbox rule).
-        alert = None if suppressed else alert_spec(
-            kind, service, verdict, category=category, opened_at=opened, at=moment
+        alert = (
+            None
+            if suppressed
+            else alert_spec(kind, service, verdict, category=category, opened_at=opened, at=moment)
         )
         (iid,) = await self._store.write_incidents(
             [IncidentWrite(kind, service.key, category, at, detail, incident_id, alert)]

@@ -19,9 +19,7 @@ DEAD_LETTER_DAYS = 7
 async def run(ctx: CommandContext, inv: Invocation, args: Args) -> Reply:
     # Admins see the whole server; everyone else this channel (or their DM).
     whole = bool(inv.tenant) and inv.is_admin
-    rows = await ctx.store.subscriptions(
-        inv.platform, inv.tenant, None if whole else inv.channel
-    )
+    rows = await ctx.store.subscriptions(inv.platform, inv.tenant, None if whole else inv.channel)
     lines: list[Message] = [
         Message(
             "subscriptions.line",

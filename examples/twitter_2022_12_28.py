@@ -35,28 +35,65 @@ def events(rng: random.Random) -> list[dict[str, object]]:
         for region, rate in USUAL_PER_HOUR.items():
             for _ in range(rng.randint(rate // 2, rate + rate // 2)):
                 at = start + timedelta(seconds=rng.randrange(3600))
-                out.append({"type": "report", "at": _z(at), "service": "twitter",
-                            "region": region, "problem": rng.choice(PROBLEMS),
-                            "user": f"h{rng.getrandbits(40):x}"})
+                out.append(
+                    {
+                        "type": "report",
+                        "at": _z(at),
+                        "service": "twitter",
+                        "region": region,
+                        "problem": rng.choice(PROBLEMS),
+                        "user": f"h{rng.getrandbits(40):x}",
+                    }
+                )
     # The outage: reports over the 30 minutes before the peak.
     for region, count in OUTAGE.items():
         for i in range(count):
             at = PEAK - timedelta(seconds=rng.randrange(1800))
-            out.append({"type": "report", "at": _z(at), "service": "twitter", "region": region,
-                        "problem": rng.choice(PROBLEMS), "user": f"{region.lower()}{i}"})
+            out.append(
+                {
+                    "type": "report",
+                    "at": _z(at),
+                    "service": "twitter",
+                    "region": region,
+                    "problem": rng.choice(PROBLEMS),
+                    "user": f"{region.lower()}{i}",
+                }
+            )
     # Probes of the web and API endpoints passed everywhere.
     for minute in range(10, -1, -1):
         at = PEAK - timedelta(minutes=minute)
         for region in ("US", "JP", "GB", "FR"):
             for target in ("web", "api"):
-                out.append({"type": "probe", "at": _z(at), "service": "twitter",
-                            "target": target, "region": region, "ok": True, "status": 200,
-                            "latency_ms": round(rng.uniform(80, 240), 1)})
-    out.append({"type": "status_page", "at": _z(PEAK - timedelta(minutes=20)),
-                "service": "twitter", "indicator": "none",
-                "description": "All Systems Operational"})
-    out.append({"type": "works_for_me", "at": _z(PEAK - timedelta(minutes=4)),
-                "service": "twitter", "region": "US", "user": "owner"})
+                out.append(
+                    {
+                        "type": "probe",
+                        "at": _z(at),
+                        "service": "twitter",
+                        "target": target,
+                        "region": region,
+                        "ok": True,
+                        "status": 200,
+                        "latency_ms": round(rng.uniform(80, 240), 1),
+                    }
+                )
+    out.append(
+        {
+            "type": "status_page",
+            "at": _z(PEAK - timedelta(minutes=20)),
+            "service": "twitter",
+            "indicator": "none",
+            "description": "All Systems Operational",
+        }
+    )
+    out.append(
+        {
+            "type": "works_for_me",
+            "at": _z(PEAK - timedelta(minutes=4)),
+            "service": "twitter",
+            "region": "US",
+            "user": "owner",
+        }
+    )
     return out
 
 

@@ -37,6 +37,7 @@ __all__ = [
 Dispatch = Callable[[Invocation], Awaitable[Reply]]
 """Runs one command for one user; the only door from an adapter into the bot."""
 
+
 class Complete(Protocol):
     """Suggestions as the user types (in memory, fast), as the user's server sees the catalog."""
 

@@ -41,9 +41,7 @@ def tasks_from_catalog(
     catalog: Catalog, default_interval: int, *, public_only: bool = False
 ) -> list[ProbeTask]:
     return [
-        ProbeTask(
-            service.key, target, target.interval_seconds or default_interval, public_only
-        )
+        ProbeTask(service.key, target, target.interval_seconds or default_interval, public_only)
         for service in catalog.services
         for target in service.targets
     ]

@@ -94,6 +94,7 @@ async def test_a_slow_run_is_not_started_again_while_it_is_still_going() -> None
             fired.set()
 
     scheduler.add_listener(on_executed, EVENT_JOB_EXECUTED)
+
     async def run(task: ProbeTask, scheduled: float) -> None:
         started[task.id] += 1
         await release.wait()
