@@ -565,7 +565,8 @@ class DetectBench:
         limit = self.s.deadline_seconds + DETECT_LIMIT + RECOVER_LIMIT + self.policy.cooldown + 60
         try:
             async with asyncio.timeout(limit):
-                done, _ = await asyncio.wait({monitor, workers}, return_when="FIRST_COMPLETED")
+                both: set[asyncio.Future[Any]] = {monitor, workers}
+                done, _ = await asyncio.wait(both, return_when="FIRST_COMPLETED")
                 if monitor in done:
                     monitor.result()  # an agent died: raise it
                 await workers
@@ -686,8 +687,8 @@ class DetectBench:
         while time.monotonic() - ended < RECOVER_LIMIT:
             v = await app.verdicts.verdict(service)
             failing = {r.region for r in v.regions if r.state in FAILING_STATES}
-            opened = [key for key in confirmer.failing() if key[0] == service.key]
-            if not failing and not opened and v.category is Category.UP:
+            still_open = [key for key in confirmer.failing() if key[0] == service.key]
+            if not failing and not still_open and v.category is Category.UP:
                 trial.recovered_s = time.monotonic() - ended
                 break
             await asyncio.sleep(POLL)

@@ -118,7 +118,7 @@ def _fake_process(conn: Connection) -> None:
 
 
 async def _fake_main(conn: Connection) -> None:
-    from fakes.discord_fake import FakeDiscord  # type: ignore[import-not-found]
+    from fakes.discord_fake import FakeDiscord
 
     fake = await FakeDiscord().start()
     conn.send(

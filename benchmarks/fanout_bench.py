@@ -101,7 +101,7 @@ def _fake_process(platform: str, conn: Connection) -> None:
 
 async def _fake_main(platform: str, conn: Connection) -> None:
     if platform == "discord":
-        from fakes.discord_fake import FakeDiscord  # type: ignore[import-not-found]
+        from fakes.discord_fake import FakeDiscord
 
         fake: Any = await FakeDiscord(global_limit=DISCORD_LIMIT).start()
         conn.send(
@@ -113,7 +113,7 @@ async def _fake_main(platform: str, conn: Connection) -> None:
             }
         )
     else:
-        from fakes.slack import FakeSlack  # type: ignore[import-not-found]
+        from fakes.slack import FakeSlack
 
         fake = await FakeSlack(global_limit=SLACK_LIMIT).start()
         conn.send(

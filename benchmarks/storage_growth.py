@@ -78,6 +78,9 @@ CREATE TABLE row_minutes (
 ) WITHOUT ROWID
 """
 
+# (at_ms, service id, target, region, ok, status, latency_ms, error)
+ResultRow = tuple[int, int, str, str, bool, int | None, float | None, str | None]
+
 
 @dataclass(frozen=True, slots=True)
 class StorageScenario:
@@ -127,14 +130,12 @@ class Fleet:
             for region in REGIONS
         ]
 
-    def day(
-        self, day_ms: int
-    ) -> list[tuple[int, int, str, str, bool, int | None, float | None, str | None]]:
+    def day(self, day_ms: int) -> list[ResultRow]:
         """Every result of the day, sorted by time: (at_ms, sid, target, region, ok, status,
         latency_ms, error)."""
         rng = self._rng
         incidents = self._incidents(day_ms)
-        out = []
+        out: list[ResultRow] = []
         for s in self.series:
             windows = incidents.get((s.service_id, s.target, s.region), ())
             for k in range(RESULTS_PER_SERIES_DAY):
