@@ -227,7 +227,7 @@ class AlertDispatcher:
         attempt may have landed (a crash, a timeout) we look for the message by its key, and
         every attempt is marked first so a crash in the middle leaves that trace.
         """
-        key = f"outbox-{row.id}"
+        key = self._store.alert_key(row.id)
         if isinstance(sender, Reconciler):
             if row.sending_at is not None:
                 found = await sender.find(

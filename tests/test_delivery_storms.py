@@ -17,41 +17,29 @@ dispatcher must not claim the row again before then.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 
-from fakes.delivery_kill import ACME, OutboxEntry, outbox_rows, seed, until, waiting
+from fakes.delivery_kill import (
+    FAST_POLICY,
+    OutboxEntry,
+    dispatching,
+    outbox_rows,
+    seed,
+    until,
+    waiting,
+)
 from fakes.discord_fake import FakeDiscord, Request
 from fakes.discord_harness import running
 from fakes.slack import Call, FakeSlack, Scripted
 from fakes.slack_harness import start_bot
 
 from bot.adapters.base import Sender
-from bot.model import Catalog
-from bot.outbox import AlertDispatcher, DeliveryPolicy
-from bot.store import Store
+from bot.outbox import DeliveryPolicy
 
-# Short backoffs: a storm passes in seconds. The outbox still retries no sooner than 1 s later
-# (due_at is whole seconds).
-POLICY = DeliveryPolicy(poll_seconds=0.1, backoff_min=0.5, backoff_max=2.0)
+POLICY = FAST_POLICY
 WAIT = 60.0  # generous: the machine is shared; every wait ends on its condition, not on time
-
-
-@asynccontextmanager
-async def dispatching(
-    db: Path, senders: Mapping[str, Sender], policy: DeliveryPolicy = POLICY
-) -> AsyncIterator[Store]:
-    """The outbox's dispatcher running on ``db`` until the block ends."""
-    store = await Store.open(db, Catalog((ACME,)))
-    dispatcher = AlertDispatcher(store, senders, policy=policy)
-    await dispatcher.start()
-    try:
-        yield store
-    finally:
-        await dispatcher.stop()
-        await store.close()
 
 
 async def drain_slack_storm(

@@ -125,11 +125,12 @@ async def _crashed_after_posting(db: Path, bot: SlackBot, *, landed: bool) -> st
     store = await Store.open(db, Catalog((ACME,)))
     try:
         await store.alert_sending(row, int(time.time()))
+        key = store.alert_key(row)
     finally:
         await store.close()
     if not landed:
         return None
-    sent = await bot.adapter.send("C0001", alert(), key=f"outbox-{row}")
+    sent = await bot.adapter.send("C0001", alert(), key=key)
     return sent.message_id
 
 

@@ -182,6 +182,7 @@ class Store:
         self._inline = InlineBudget() if inline is None else inline
         self.inline_stats = InlineStats()
         self._ids: dict[str, int] = {}
+        self.instance = ""  # this database's random name (migration 5), read at open
         # Report counts verdicts already read; used and kept exact by the connection's holder.
         self._report_cache = ReportCache()
 
@@ -192,6 +193,7 @@ class Store:
         conn = await asyncio.to_thread(open_connection, path)
         store = cls(conn, str(path), inline)
         await store._call(migrate)
+        store.instance = await store._call(_instance)
         await store.sync_catalog(catalog)
         return store
 
@@ -226,6 +228,13 @@ class Store:
                 return read_inline(self._conn, read, self._inline, self.inline_stats)
         finally:
             self._lock.release()
+
+    def alert_key(self, outbox_id: int) -> str:
+        """The idempotency key an outbox row is sent with (Discord nonce, Slack metadata).
+
+        Unique across databases: outbox ids alone start at 1 again in a fresh one.
+        """
+        return f"outbox-{self.instance}-{outbox_id}"
 
     # ---- catalog -------------------------------------------------------------------------
 
@@ -876,6 +885,10 @@ def _evidence(
         last_report_at=None if last_report is None else from_epoch(last_report),
         last_probe_at=from_epoch(probes[-1].at) if probes else None,
     )
+
+
+def _instance(conn: sqlite3.Connection) -> str:
+    return str(conn.execute("SELECT value FROM store_meta WHERE name = 'instance'").fetchone()[0])
 
 
 def _queue_alerts(

@@ -14,15 +14,18 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from bot.adapters.base import Sender
 from bot.alerts import alert_spec
 from bot.i18n import Message
 from bot.incidents import snapshot
 from bot.model import Catalog, Category, Service, Target, to_epoch
+from bot.outbox import AlertDispatcher, DeliveryPolicy
 from bot.store import IncidentWrite, Store
 from bot.verdict import Verdict
 
@@ -107,6 +110,26 @@ async def queue_change(db: Path, kind: str) -> None:
         await store.close()
 
 
+# Short backoffs: a storm passes in seconds. The outbox still retries no sooner than 1 s later
+# (due_at is whole seconds).
+FAST_POLICY = DeliveryPolicy(poll_seconds=0.1, backoff_min=0.5, backoff_max=2.0)
+
+
+@asynccontextmanager
+async def dispatching(
+    db: Path, senders: Mapping[str, Sender], policy: DeliveryPolicy = FAST_POLICY
+) -> AsyncIterator[Store]:
+    """The outbox's dispatcher, in this process, running on ``db`` until the block ends."""
+    store = await Store.open(db, Catalog((ACME,)))
+    dispatcher = AlertDispatcher(store, senders, policy=policy)
+    await dispatcher.start()
+    try:
+        yield store
+    finally:
+        await dispatcher.stop()
+        await store.close()
+
+
 async def until(condition: Callable[[], bool], timeout: float) -> None:
     """Wait for a condition only another process can make true (its writes to the database)."""
     async with asyncio.timeout(timeout):
@@ -146,17 +169,20 @@ class OutboxEntry(NamedTuple):
     last_error: str
     message_id: str
 
+    instance: str  # the database's random name (store_meta)
+
     @property
     def key(self) -> str:
         """The idempotency key the dispatcher sends it with (Discord nonce, Slack metadata)."""
-        return f"outbox-{self.id}"
+        return f"outbox-{self.instance}-{self.id}"
 
 
 def outbox_rows(db: Path) -> list[OutboxEntry]:
     rows = _query(
         db,
         "SELECT id, platform, channel, kind, state, attempts, coalesce(last_error, ''), "
-        "coalesce(message_id, '') FROM outbox ORDER BY id",
+        "coalesce(message_id, ''), (SELECT value FROM store_meta WHERE name = 'instance') "
+        "FROM outbox ORDER BY id",
     )
     return [OutboxEntry(*row) for row in rows]
 
