@@ -187,9 +187,11 @@ class _Bench:
         scan_out = self.outage_ms(self.scan_ns, self.extra_scan_ns)
         section.facts += _verdict_target_facts(self.verdict_ns, verdict_out, sc.outage_key)
         section.facts.append(
-            f"Of the {self.slow} calls over {TARGET_P99_MS:g} ms, {self.slow_preempted} were "
-            "preempted while timed (an involuntary context switch: another task took the "
-            "process's CPU, getrusage); the rest waited without being switched out"
+            f"Of the {self.slow} calls over {TARGET_P99_MS:g} ms, {self.slow_preempted} had the "
+            "timing thread switched out by this machine's scheduler (an involuntary context "
+            "switch, getrusage); the others had no such switch, which leaves what the guest "
+            "cannot count this way: the hypervisor taking the vCPU, or a cold read's wait for "
+            "the worker thread"
         )
         section.facts.append(_first_read_fact(first_ns, sc.outage_key))
         section.facts.append(_inline_fact(self.store))
@@ -241,12 +243,12 @@ def _first_read_fact(first_ns: _Samples, outage_key: str) -> str:
 
 def _inline_fact(store: Store) -> str:
     st = store.inline_stats
-    total = st.inline + st.busy + st.cold + st.interrupted
+    total = st.inline + st.busy + st.cold + st.refused
     return (
         f"Evidence reads done on the event loop itself (bot/store/inline.py): {st.inline:,} of "
         f"{total:,}; handed to the store's worker thread: {st.cold:,} cold (report counts not "
         f"yet cached, the warm-up round), {st.busy:,} with the connection busy, "
-        f"{st.interrupted:,} over the inline budget"
+        f"{st.refused:,} over the inline budget (or locked)"
     )
 
 

@@ -39,6 +39,8 @@ WINDOWS = EvidenceWindows(
 DEDUPE = 3600
 # SQLite checks this budget at its first step: every read is given up, as an over-long one is.
 NEVER = InlineBudget(cpu_ms=0.0, wall_ms=0.0, every=1)
+# Tests that expect a read inline must not depend on the machine's speed: a minute of budget.
+ROOMY = InlineBudget(cpu_ms=60_000.0, wall_ms=60_000.0)
 
 
 def reports(sid: int, n: int, prefix: str) -> list[ReportRow]:
@@ -57,19 +59,21 @@ def reports(sid: int, n: int, prefix: str) -> list[ReportRow]:
     ]
 
 
-def probes(sid: int) -> list[ProbeRow]:
+def probes(sid: int, per_region: int = 10) -> list[ProbeRow]:
+    """``per_region`` results per region over the probe window (10 minutes) before T0."""
+    step_ms = 600_000 // per_region
     return [
-        ProbeRow(sid, "web", region, (T0 - 30 * k) * 1000, k % 3 != 0, 200, 80.0 + k, None)
+        ProbeRow(sid, "web", region, T0 * 1000 - step_ms * k, k % 3 != 0, 200, 80.0 + k, None)
         for region in ("US", "JP")
-        for k in range(10)
+        for k in range(per_region)
     ]
 
 
-async def seeded(path: Path, budget: InlineBudget | None = None) -> Store:
+async def seeded(path: Path, budget: InlineBudget = ROOMY, *, probe_rows: int = 10) -> Store:
     store = await Store.open(path, CATALOG, inline=budget)
     sid = store.service_id("twitter")
     assert sid is not None
-    await store.add_probe_results(probes(sid))
+    await store.add_probe_results(probes(sid, probe_rows))
     await store.import_batch(ImportBatch(reports=reports(sid, 300, f"s{path.name}")), DEDUPE)
     return store
 
@@ -89,7 +93,7 @@ async def test_a_warm_read_runs_inline_and_matches_the_worker_threads(tmp_path: 
         await worker_only.evidence(TWITTER, at, WINDOWS)  # warms its cache: the read then tries
         on_worker = await worker_only.evidence(TWITTER, at, WINDOWS)
         assert worker_only.inline_stats.inline == 0
-        assert worker_only.inline_stats.interrupted >= 1
+        assert worker_only.inline_stats.refused >= 1
         assert on_worker == warm
         assert sum(warm.reports.values()) == 300
         assert len(warm.probes) == 20
@@ -105,7 +109,7 @@ async def test_a_read_given_up_leaves_the_connection_as_it_was(tmp_path: Path) -
         first = await store.evidence(TWITTER, at, WINDOWS)
         again = await store.evidence(TWITTER, at, WINDOWS)
         assert again == first
-        assert store.inline_stats.interrupted == 1 and store.inline_stats.inline == 0
+        assert store.inline_stats.refused == 1 and store.inline_stats.inline == 0
 
         def state(conn: sqlite3.Connection) -> tuple[bool, int]:
             timeout = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
@@ -209,7 +213,7 @@ async def test_verdicts_read_in_a_row_leave_the_loop_its_turn(tmp_path: Path) ->
     # The incident pass asks for every service in a row; inline reads must not turn that into
     # one long step of the event loop that holds up chat interactions.
     settings = load_settings(EXAMPLE_CONFIG)
-    store = await Store.open(tmp_path / "turns.db", settings.catalog())
+    store = await Store.open(tmp_path / "turns.db", settings.catalog(), inline=ROOMY)
     verdicts = VerdictService(store, settings)
     services = list(settings.catalog().services)
     at = from_epoch(T0)
@@ -232,5 +236,81 @@ async def test_verdicts_read_in_a_row_leave_the_loop_its_turn(tmp_path: Path) ->
         await other
         assert store.inline_stats.inline - inline_before == len(services)
         assert ticks >= len(services)  # at least one turn for other work per verdict
+    finally:
+        await store.close()
+
+
+def connection_state(conn: sqlite3.Connection) -> tuple[bool, int]:
+    return conn.in_transaction, int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+
+
+async def test_reads_given_up_at_any_step_leave_the_connection_clean(tmp_path: Path) -> None:
+    # With a zero budget a read is given up at the first check, and which statement that falls
+    # in (BEGIN, a query, the read's own COMMIT) depends on ``every`` and on how many steps
+    # each prepared statement has run so far: sweeping both reaches every kind of step.
+    path = tmp_path / "steps.db"
+    await (await seeded(path)).close()
+    at = from_epoch(T0)
+    expected = None
+    for every in range(1, 41):
+        store = await Store.open(path, CATALOG, inline=InlineBudget(0.0, 0.0, every))
+        try:
+            first = await store.evidence(TWITTER, at, WINDOWS)  # cold: the worker thread
+            expected = expected or first
+            for _ in range(8):
+                assert await store.evidence(TWITTER, at, WINDOWS) == expected
+                assert await store._call(connection_state) == (False, BUSY_TIMEOUT_MS), every
+            assert store.inline_stats.refused >= 1
+        finally:
+            await store.close()
+
+
+async def test_a_long_statement_is_interrupted_and_the_read_handed_over(tmp_path: Path) -> None:
+    # Thousands of probe results in the window: the probe query alone runs far past ``every``
+    # steps, so the budget (0 here) is checked inside it, at the default ``every``.
+    store = await seeded(
+        tmp_path / "long.db", InlineBudget(cpu_ms=0.0, wall_ms=0.0), probe_rows=3000
+    )
+    try:
+        at = from_epoch(T0)
+        cold = await store.evidence(TWITTER, at, WINDOWS)
+        again = await store.evidence(TWITTER, at, WINDOWS)
+        assert len(again.probes) == 6000 and again == cold
+        assert (store.inline_stats.refused, store.inline_stats.inline) == (1, 0)
+    finally:
+        await store.close()
+
+
+async def test_no_read_inside_a_transaction_left_open(tmp_path: Path) -> None:
+    store = await seeded(tmp_path / "open-tx.db")
+    at = from_epoch(T0)
+    try:
+        await store.evidence(TWITTER, at, WINDOWS)  # warm
+        await store._call(lambda conn: conn.execute("BEGIN"))
+        with pytest.raises(sqlite3.OperationalError):  # the worker's own BEGIN fails, loudly
+            await store.evidence(TWITTER, at, WINDOWS)
+        assert (store.inline_stats.busy, store.inline_stats.inline) == (1, 0)
+        await store._call(lambda conn: conn.execute("ROLLBACK"))
+        assert sum((await store.evidence(TWITTER, at, WINDOWS)).reports.values()) == 300
+        assert store.inline_stats.inline == 1
+    finally:
+        await store.close()
+
+
+async def test_a_read_never_overtakes_a_write_queued_before_it(tmp_path: Path) -> None:
+    store = await seeded(tmp_path / "order.db")
+    at = from_epoch(T0)
+    sid = store.service_id("twitter")
+    assert sid is not None
+    try:
+        await store.evidence(TWITTER, at, WINDOWS)  # warm
+        writing = asyncio.ensure_future(
+            store.import_batch(ImportBatch(reports=reports(sid, 5, "queued")), DEDUPE)
+        )
+        await asyncio.sleep(0)  # one turn: the write is submitted to the worker thread
+        after = await store.evidence(TWITTER, at, WINDOWS)
+        await writing
+        assert sum(after.reports.values()) == 305
+        assert store.inline_stats.busy == 1
     finally:
         await store.close()

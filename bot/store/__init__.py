@@ -1,11 +1,12 @@
 """The store: the only place with SQL and table names. SQLite through one worker thread.
 
-Every method is async and runs its SQL on the store's single worker thread, so the event loop never
-waits on the disk; one thread also means one connection and no lock contention inside a process.
-The one exception is a warm evidence read, which the loop does itself when the connection is
-free and the read stays within a small budget (``bot.store.inline``); otherwise it too goes to
-the worker thread. Other processes (``outagebot import`` beside a running bot) are handled by WAL,
-busy_timeout and BEGIN IMMEDIATE.
+Every method is async and runs its SQL on the store's single worker thread, so the event loop does
+not wait on the disk; one thread also means one connection inside a process. The one exception is
+a warm evidence read: when the connection is free (no job running or queued) the loop does it
+itself, within a small budget, and otherwise hands it to the worker thread too
+(``bot.store.inline``). A lock lets the two take turns; the loop only ever tries it. Other
+processes (``outagebot import`` beside a running bot) are handled by WAL, busy_timeout and
+BEGIN IMMEDIATE.
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ class Store:
         # loop for a warm evidence read (which only ever tries it, never waits).
         self._lock = threading.Lock()
         self._closed = False
+        self._queued = 0  # jobs submitted and not yet answered (counted on the loop's thread)
         self._inline = InlineBudget() if inline is None else inline
         self.inline_stats = InlineStats()
         self._ids: dict[str, int] = {}
@@ -204,10 +206,13 @@ class Store:
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
+        self._queued += 1
         try:
             return await loop.run_in_executor(self._pool, partial(self._holding, fn, *args))
         except RuntimeError as exc:  # the pool refuses work once shut down
             raise StoreClosed("the store is closed") from exc
+        finally:
+            self._queued -= 1
 
     def _holding(self, fn: Callable[..., T], *args: object) -> T:
         with self._lock:
@@ -215,13 +220,18 @@ class Store:
 
     def _try_inline(self, read: Callable[[sqlite3.Connection], T]) -> T | None:
         """``read`` on this thread if the connection is free and the read is warm and short."""
-        if self._closed or not self._lock.acquire(blocking=False):
+        # A job queued but not started yet would run after this read: a write submitted
+        # before it must be seen by it, as when every read went through the worker's queue.
+        if self._closed or self._queued or not self._lock.acquire(blocking=False):
             self.inline_stats.busy += 1
             return None
         try:
-            # Never read inside someone else's transaction, nor before the first verdict has
-            # set the report cache up (that takes a write of temporary triggers).
-            if self._conn.in_transaction or not self._report_cache.attached(self._conn):
+            # Never read inside someone else's transaction.
+            if self._conn.in_transaction:
+                self.inline_stats.busy += 1
+                return None
+            # Nor before the first verdict has set the report cache up (a write of triggers).
+            if not self._report_cache.attached(self._conn):
                 self.inline_stats.cold += 1
                 return None
             with self._report_cache.remembered_only():

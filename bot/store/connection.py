@@ -21,8 +21,8 @@ def open_connection(path: str | Path) -> sqlite3.Connection:
     """A connection in autocommit mode (we issue BEGIN ourselves) with WAL and foreign keys on."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    # check_same_thread=False: the Store hands the connection to its one worker thread, and
-    # only that thread ever uses it afterwards.
+    # check_same_thread=False: the Store hands the connection to its worker thread; the event
+    # loop's thread uses it too for warm reads, never at the same time (bot.store.inline).
     conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
