@@ -294,7 +294,7 @@ class App:
 
     async def _retention_job(self) -> None:
         with self.jobs.track():
-            await retention_job(self.store, self.settings)
+            await retention_job(self.store, self.settings, stop=lambda: self.jobs.stopping)
 
     async def _incidents_job(self) -> None:
         assert self.incidents is not None

@@ -19,6 +19,9 @@ class RunningJobs:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Set when a stop begins: a job made of many short steps (retention) ends at the next
+        # step instead of making the stop wait for all of it.
+        self.stopping = False
 
     def __contains__(self, task: object) -> bool:
         return task in self._tasks
@@ -36,7 +39,8 @@ class RunningJobs:
                 self._tasks.discard(task)
 
     async def wait(self, grace: float) -> bool:
-        """Wait up to ``grace`` seconds for the jobs running now; True if all finished."""
+        """Ask the jobs running now to stop; wait up to ``grace`` s for them. True if all ended."""
+        self.stopping = True
         await asyncio.sleep(0)  # a job the scheduler has just started registers itself
         if not self._tasks:
             return True

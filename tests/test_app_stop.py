@@ -9,9 +9,13 @@ fault-to-alert benchmark). ``App.close`` now pauses the scheduler and waits for 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+import bot.app
 from bot.app import App
 from bot.config import parse_settings
 from bot.invocation import Invocation
@@ -90,3 +94,38 @@ async def test_close_waits_for_a_digest_and_a_retention_run_under_way(tmp_path: 
     finally:
         conn.close()
     assert len(kinds) == 1 and kinds[0].startswith("digest:")
+
+
+async def test_close_waits_a_bounded_time_for_a_job_that_does_not_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(bot.app, "JOB_GRACE_SECONDS", 0.2)
+    settings = parse_settings(
+        {
+            "bot": {"database": str(tmp_path / "stuck.db")},
+            "probes": {"enabled": False},
+            "api": {"enabled": False},
+            "digest": {"enabled": False},
+            "services": [ACME],
+        }
+    )
+    app = await App.create(settings, demo=False)
+    await app.start()
+    release = asyncio.Event()
+
+    async def stuck() -> None:
+        with app.jobs.track():
+            await release.wait()
+
+    job = asyncio.create_task(stuck())
+    await asyncio.sleep(0)  # one turn of the loop: the job registers itself
+    try:
+        async with asyncio.timeout(30):  # an unbounded wait would hang here
+            with caplog.at_level(logging.WARNING, logger="bot.app"):
+                await app.close()
+        assert not job.done()  # close gave up waiting for it
+        assert app.jobs.stopping
+        assert any("still running" in r.getMessage() for r in caplog.records)
+    finally:
+        release.set()
+        await job

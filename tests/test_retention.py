@@ -354,6 +354,32 @@ async def test_chunks_are_bounded_and_interleave(store: Store) -> None:
     assert day_totals(store) == by_day(rows + probes(store, T_NOW, T_NOW + DAY, seed=5))
 
 
+async def test_a_stop_ends_a_run_between_chunks_and_the_next_run_carries_on(
+    store: Store,
+) -> None:
+    # The bot stopping: a long run must not hold the stop up (nor be cut mid-chunk).
+    rows = probes(store, T_NOW - 2 * DAY, T_NOW)
+    await store.add_probe_results(rows)
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 3
+
+    cut = await store.run_retention(
+        NOW,
+        hot_seconds=HOT,
+        raw_days=RAW_DAYS,
+        minute_days=MINUTE_DAYS,
+        chunk_rows=200,
+        chunk_blocks=1,
+        stop=stop,
+    )
+    assert (cut.chunks, cut.finished) == (3, False)
+    await retain(store)
+    assert day_totals(store) == by_day(rows)
+
+
 async def test_other_store_calls_run_between_chunks(store: Store) -> None:
     await store.add_probe_results(probes(store, T_NOW - 3 * DAY, T_NOW))
     done: list[str] = []

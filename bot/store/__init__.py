@@ -611,11 +611,13 @@ class Store:
         max_chunks: int = retention_sql.MAX_CHUNKS,
         chunk_rows: int = retention_sql.CHUNK_ROWS,
         chunk_blocks: int = retention_sql.CHUNK_BLOCKS,
+        stop: Callable[[], bool] | None = None,
     ) -> RetentionReport:
         """Pack, seal, expire and fold probe data as of ``now`` (see ``bot.store.retention``).
 
         One short transaction per chunk on the worker thread; between chunks the other store
-        calls waiting for the thread go first. Stops after ``max_chunks`` (``finished`` False).
+        calls waiting for the thread go first. Stops after ``max_chunks``, or at the first chunk
+        boundary where ``stop()`` is true (``finished`` False): the next run carries on.
         """
         horizons = retention_sql.Horizons.at(
             to_epoch(now),
@@ -628,6 +630,8 @@ class Store:
         cursor = retention_sql.Cursor()
         report = RetentionReport()
         while cursor.phase is not retention_sql.Phase.DONE and report.chunks < max_chunks:
+            if stop is not None and stop():
+                break
             await self._call(retention_sql.run_chunk, horizons, cursor, report)
             await asyncio.sleep(0)
         report.finished = cursor.phase is retention_sql.Phase.DONE

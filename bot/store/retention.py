@@ -37,6 +37,7 @@ from bot.store.probes import DAY_MS, DAY_S, ErrorCodes, Key, to_entry
 
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Callable
 
     from bot.config import Settings
     from bot.store import Store
@@ -389,14 +390,18 @@ def hot_seconds(settings: Settings) -> int:
     return settings.verdict.probe_window_minutes * 60 + HOT_MARGIN_SECONDS
 
 
-async def retention_job(store: Store, settings: Settings) -> RetentionReport:
+async def retention_job(
+    store: Store, settings: Settings, stop: Callable[[], bool] | None = None
+) -> RetentionReport:
     """One retention run with the configured windows; schedule every ``INTERVAL_SECONDS`` with
-    ``max_instances=1, coalesce=True``. Chunks interleave with the bot's other store calls."""
+    ``max_instances=1, coalesce=True``. Chunks interleave with the bot's other store calls; the
+    run ends early at a chunk boundary once ``stop()`` is true (the bot is stopping)."""
     report = await store.run_retention(
         utcnow(),
         hot_seconds=hot_seconds(settings),
         raw_days=settings.probes.raw_retention_days,
         minute_days=max(settings.probes.minute_retention_days, settings.probes.raw_retention_days),
+        stop=stop,
     )
     log.info("retention: %s", report.summary())
     return report
