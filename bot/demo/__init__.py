@@ -8,6 +8,7 @@ never probes the real catalog: only its own loopback services.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,14 +17,15 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.demo.prober import DemoProber
 from bot.demo.scenario import SCENARIOS, demo_services
-from bot.demo.seed import seed
+from bot.demo.seed import live_reports, seed
 from bot.demo.server import DemoTargets
-from bot.model import Catalog, Service
+from bot.model import Catalog, Service, to_epoch
 from bot.store import ImportCounts, Store
 
 log = logging.getLogger(__name__)
 
 PROBE_INTERVAL_SECONDS = 10
+STORY_INTERVAL_SECONDS = 60
 
 
 def demo_database(database: str) -> Path:
@@ -80,6 +82,24 @@ class Demo:
             coalesce=True,
             max_instances=1,
             jitter=1,
+        )
+        # The stories go on: each minute, the reports they would have had (bot.demo.seed).
+        ids, rng, told = store.service_ids(), random.Random(7), [to_epoch(now)]
+
+        async def tell() -> None:
+            until = to_epoch(clock())
+            batch = live_reports(ids, told[0], until, rng)
+            told[0] = until
+            await store.import_batch(batch, dedupe_seconds)
+
+        scheduler.add_job(
+            tell,
+            "interval",
+            seconds=STORY_INTERVAL_SECONDS,
+            id="demo-stories",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
         )
         for s in SCENARIOS:
             log.info("demo service key=%s story=%s", s.key, s.story)

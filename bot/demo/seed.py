@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.model import Catalog, to_epoch
@@ -20,6 +21,55 @@ _OFFSETS = {"US": -5, "JP": 9, "GB": 0, "FR": 1}
 _PROBLEMS = ("website", "website", "app", "app", "login", "other")
 # Extra catalog services given a quiet history, so they answer "no unusual reports".
 _QUIET_CATALOG = ("twitter", "discord", "github", "slack")
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """Reports about one service, region and problem: ``count`` over the last STORY_MINUTES."""
+
+    key: str
+    region: str
+    problem: str
+    count: int
+
+    def report(self, service_id: int, at: int, user: str) -> ReportRow:
+        return ReportRow(service_id, at, self.region, self.problem, "import", "", user)
+
+
+STORY_MINUTES = 25
+STORIES = (
+    Story("initech", "US", "website", 70),  # probes pass, users report website problems
+    Story("initech", "US", "app", 8),
+    Story("initech", "GB", "website", 28),
+    Story("initech", "JP", "website", 22),
+    Story("globex", "JP", "app", 18),  # down in Japan and the UK
+    Story("globex", "GB", "website", 12),
+    *(Story("umbrella", region, "login", 15) for region in REGIONS),  # down for everyone
+)
+
+
+def live_reports(ids: dict[str, int], since: int, until: int, rng: random.Random) -> ImportBatch:
+    """The stories' reports for (since, until]: a running demo keeps telling them.
+
+    Seeded once, the stories' reports would leave the 30-minute window within half an hour of
+    start; the demo adds each story's share of every minute as it goes (Poisson at the seeded
+    rate), and a works-for-me for Initech every ten minutes.
+    """
+    batch = ImportBatch()
+    seconds = until - since
+    if seconds <= 0:
+        return batch
+    for story in STORIES:
+        sid = ids.get(story.key)
+        if sid is None:
+            continue
+        for _ in range(_poisson(rng, story.count * seconds / (STORY_MINUTES * 60))):
+            at = until - rng.randrange(seconds)
+            batch.reports.append(story.report(sid, at, f"demo-live-{rng.getrandbits(48):x}"))
+    if "initech" in ids and until // 600 != since // 600:
+        user = f"demo-live-wfm-{until}"
+        batch.works_for_me.append(WorksForMeRow(ids["initech"], until, "US", "import", "", user))
+    return batch
 
 
 def _rate(region: str, hour_utc: int, base: float) -> float:
@@ -59,27 +109,15 @@ def build(catalog: Catalog, ids: dict[str, int], now: datetime) -> ImportBatch:
     # The current stories. Every burst report falls inside the verdict's 30-minute report window,
     # so each story reads the same whenever the demo starts (with 40 minutes, the share inside
     # the window depended on the clock, and Globex's two regions sometimes tied).
-    def burst(key: str, region: str, problem: str, count: int, minutes: int = 25) -> None:
-        nonlocal user
-        for _ in range(count):
+    for story in STORIES:
+        if story.key not in ids:
+            continue
+        for _ in range(story.count):
             user += 1
-            batch.reports.append(
-                ReportRow(
-                    ids[key],
-                    end - rng.randrange(minutes * 60),
-                    region,
-                    problem,
-                    "import",
-                    "",
-                    f"demo-{user}",
-                )
-            )
+            at = end - rng.randrange(STORY_MINUTES * 60)
+            batch.reports.append(story.report(ids[story.key], at, f"demo-{user}"))
 
     if "initech" in ids:
-        burst("initech", "US", "website", 70)
-        burst("initech", "US", "app", 8)
-        burst("initech", "GB", "website", 28)
-        burst("initech", "JP", "website", 22)
         for i in range(3):
             batch.works_for_me.append(
                 WorksForMeRow(
@@ -88,8 +126,6 @@ def build(catalog: Catalog, ids: dict[str, int], now: datetime) -> ImportBatch:
             )
         batch.status.append(StatusRow(ids["initech"], end - 900, "none", "All Systems Operational"))
     if "globex" in ids:
-        burst("globex", "JP", "app", 18)
-        burst("globex", "GB", "website", 12)
         batch.status.append(
             StatusRow(
                 ids["globex"],
@@ -99,8 +135,6 @@ def build(catalog: Catalog, ids: dict[str, int], now: datetime) -> ImportBatch:
             )
         )
     if "umbrella" in ids:
-        for region in REGIONS:
-            burst("umbrella", region, "login", 15)
         batch.status.append(
             StatusRow(ids["umbrella"], end - 1500, "major", "Email delivery outage")
         )
@@ -125,4 +159,4 @@ async def seed(store: Store, catalog: Catalog, now: datetime, dedupe_seconds: in
     return await store.import_batch(batch, dedupe_seconds)
 
 
-__all__ = ["DAYS", "build", "seed"]
+__all__ = ["DAYS", "STORIES", "build", "live_reports", "seed"]
