@@ -3,7 +3,8 @@
 APScheduler runs a coroutine job as a task of the loop; ``shutdown(wait=False)`` leaves it to be
 cancelled when the loop ends, mid-write, and the cancellation is logged as a job failure with a
 traceback. Each of our jobs (incident pass, retention, digests) marks itself here while it runs,
-and ``App.close`` pauses the scheduler and waits for them, for a bounded time.
+and ``App.close`` pauses the scheduler and waits for them, for a bounded time; a job made of many
+short steps (retention) sees ``stopping`` and ends at its next step instead.
 """
 
 from __future__ import annotations

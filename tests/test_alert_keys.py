@@ -9,6 +9,7 @@ name (``store_meta``, migration 5) that is part of every key. Against the local 
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +20,9 @@ from fakes.slack import FakeSlack
 from fakes.slack_harness import start_bot
 
 from bot.adapters.base import Sender
+from bot.i18n import Message
 from bot.model import Catalog
+from bot.reply import Reply, ReplyKind
 from bot.store import Store
 
 WAIT = 60.0
@@ -85,3 +88,36 @@ async def test_slack_look_up_ignores_another_databases_alert(tmp_path: Path) -> 
     [row] = outbox_rows(mine)
     assert row.state == "sent"
     assert row.message_id != outbox_rows(theirs)[0].message_id
+
+
+def as_version_4(db: Path) -> None:
+    """The database as the release before migration 5 left it: no name yet."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("DROP TABLE store_meta")
+        conn.execute("PRAGMA user_version = 4")
+    finally:
+        conn.close()
+
+
+async def test_an_alert_in_flight_across_the_upgrade_keeps_its_key(tmp_path: Path) -> None:
+    channel = str(10**17)
+    db = tmp_path / "upgraded.db"
+    async with running(tmp_path) as h:
+        await seed(db, [("discord", h.fake.guild_id, channel)])
+        as_version_4(db)
+        # The old release sent row 1 with its key outbox-1, then stopped before recording it
+        # (a timeout, a crash); the upgraded bot retries the row.
+        await h.adapter.send(
+            channel, Reply(ReplyKind.INFO, title=Message("raw", text="x")), key="outbox-1"
+        )
+        await drain(db, {"discord": h.adapter})
+        store = await Store.open(db, Catalog((ACME,)))
+        try:
+            assert store.alert_key(1) == "outbox-1"
+            assert store.alert_key(2) == f"outbox-{store.instance}-2"  # queued after it
+        finally:
+            await store.close()
+    assert len(h.fake.channel_messages[channel]) == 1  # Discord recognised the retry
+    [row] = outbox_rows(db)
+    assert row.state == "sent" and row.message_id == h.fake.channel_messages[channel][0]

@@ -185,6 +185,7 @@ class Store:
         self.inline_stats = InlineStats()
         self._ids: dict[str, int] = {}
         self.instance = ""  # this database's random name (migration 5), read at open
+        self._keyed_from = 1  # outbox ids below it were queued before migration 5
         # Report counts verdicts already read; used and kept exact by the connection's holder.
         self._report_cache = ReportCache()
 
@@ -195,7 +196,7 @@ class Store:
         conn = await asyncio.to_thread(open_connection, path)
         store = cls(conn, str(path), inline)
         await store._call(migrate)
-        store.instance = await store._call(_instance)
+        store.instance, store._keyed_from = await store._call(_key_names)
         await store.sync_catalog(catalog)
         return store
 
@@ -242,8 +243,11 @@ class Store:
     def alert_key(self, outbox_id: int) -> str:
         """The idempotency key an outbox row is sent with (Discord nonce, Slack metadata).
 
-        Unique across databases: outbox ids alone start at 1 again in a fresh one.
+        Unique across databases: outbox ids alone start at 1 again in a fresh one. A row queued
+        before the database had a name keeps the key it may already have been sent with.
         """
+        if outbox_id < self._keyed_from:
+            return f"outbox-{outbox_id}"
         return f"outbox-{self.instance}-{outbox_id}"
 
     # ---- catalog -------------------------------------------------------------------------
@@ -901,8 +905,10 @@ def _evidence(
     )
 
 
-def _instance(conn: sqlite3.Connection) -> str:
-    return str(conn.execute("SELECT value FROM store_meta WHERE name = 'instance'").fetchone()[0])
+def _key_names(conn: sqlite3.Connection) -> tuple[str, int]:
+    """(this database's name, the first outbox id keyed with it)."""
+    meta = dict(conn.execute("SELECT name, value FROM store_meta"))
+    return str(meta["instance"]), int(meta["keyed_from"])
 
 
 def _queue_alerts(

@@ -63,7 +63,7 @@ class InlineStats:
     inline: int = 0  # done on the calling thread
     busy: int = 0  # the connection was not free (worker, queued jobs, a transaction, closed)
     cold: int = 0  # a report count was not in the cache, or the cache was not set up yet
-    refused: int = 0  # over budget, a lock it would have waited for, or an SQLite error
+    refused: int = 0  # over budget, a lock it would have waited for, or another OperationalError
 
 
 def read_inline(

@@ -297,14 +297,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN sending_at INTEGER;
     """,
     # 5: this database's own random name, part of every alert's idempotency key. A fresh
-    # database (or a second bot beside this one) numbers its outbox from 1 again, and neither
-    # Discord's nonce check nor the Slack look-up may take its alerts for another database's.
+    # database numbers its outbox from 1 again, and neither Discord's nonce check nor the Slack
+    # look-up may take its alerts for another database's. Rows queued before this migration
+    # keep their old key (outbox-<id>), so an alert in flight across the upgrade is not resent.
     """
     CREATE TABLE store_meta (
         name  TEXT PRIMARY KEY,
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     INSERT INTO store_meta (name, value) VALUES ('instance', lower(hex(randomblob(8))));
+    INSERT INTO store_meta (name, value)
+        SELECT 'keyed_from', coalesce(max(id), 0) + 1 FROM outbox;
     """,
 )
 

@@ -182,7 +182,7 @@ def outbox_rows(db: Path) -> list[OutboxEntry]:
         db,
         "SELECT id, platform, channel, kind, state, attempts, coalesce(last_error, ''), "
         "coalesce(message_id, ''), (SELECT value FROM store_meta WHERE name = 'instance') "
-        "FROM outbox ORDER BY id",
+        "FROM outbox ORDER BY id",  # every row here is queued after migration 5 (fresh files)
     )
     return [OutboxEntry(*row) for row in rows]
 
