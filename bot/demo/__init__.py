@@ -8,7 +8,6 @@ never probes the real catalog: only its own loopback services.
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,9 +16,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.demo.prober import DemoProber
 from bot.demo.scenario import SCENARIOS, demo_services
-from bot.demo.seed import live_reports, seed
+from bot.demo.seed import seed
 from bot.demo.server import DemoTargets
-from bot.model import Catalog, Service, to_epoch
+from bot.demo.stories import StoryTeller
+from bot.model import Catalog, Service
 from bot.store import ImportCounts, Store
 
 log = logging.getLogger(__name__)
@@ -83,17 +83,10 @@ class Demo:
             max_instances=1,
             jitter=1,
         )
-        # The stories go on: each minute, the reports they would have had (bot.demo.seed).
-        ids, rng, told = store.service_ids(), random.Random(7), [to_epoch(now)]
-
-        async def tell() -> None:
-            until = to_epoch(clock())
-            batch = live_reports(ids, told[0], until, rng)
-            told[0] = until
-            await store.import_batch(batch, dedupe_seconds)
-
+        # The stories go on: each minute, the reports they would have had.
+        teller = StoryTeller(store, clock, dedupe_seconds, now)
         scheduler.add_job(
-            tell,
+            teller.tell,
             "interval",
             seconds=STORY_INTERVAL_SECONDS,
             id="demo-stories",

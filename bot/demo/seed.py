@@ -36,7 +36,8 @@ class Story:
         return ReportRow(service_id, at, self.region, self.problem, "import", "", user)
 
 
-STORY_MINUTES = 25
+STORY_MINUTES = 25  # the seed spreads each story's reports over these last minutes
+WINDOW_SECONDS = 1800  # the verdict's report window (config.example.toml [reports] window)
 STORIES = (
     Story("initech", "US", "website", 70),  # probes pass, users report website problems
     Story("initech", "US", "app", 8),
@@ -46,14 +47,24 @@ STORIES = (
     Story("globex", "GB", "website", 12),
     *(Story("umbrella", region, "login", 15) for region in REGIONS),  # down for everyone
 )
+# Official status lines: service -> (indicator, description, age in seconds at the start).
+STATUS_LINES = {
+    "initech": ("none", "All Systems Operational", 900),
+    "globex": ("minor", "Investigating elevated error rates in Asia-Pacific and Europe", 1200),
+    "umbrella": ("major", "Email delivery outage", 1500),
+    "acme": ("none", "All Systems Operational", 3600),
+    "hooli": ("none", "All Systems Operational", 3600),
+}
 
 
-def live_reports(ids: dict[str, int], since: int, until: int, rng: random.Random) -> ImportBatch:
-    """The stories' reports for (since, until]: a running demo keeps telling them.
+def live_batch(
+    ids: dict[str, int], since: int, until: int, rng: random.Random, *, told: int
+) -> ImportBatch:
+    """What the stories add over (since, until]; ``told`` is where the last batch ended.
 
-    Seeded once, the stories' reports would leave the 30-minute window within half an hour of
-    start; the demo adds each story's share of every minute as it goes (Poisson at the seeded
-    rate), and a works-for-me for Initech every ten minutes.
+    Each story's reports arrive at the rate that keeps its 30-minute window where the seed put it
+    (Poisson); every ten minutes Initech gets a works-for-me, and every hour the official status
+    lines are read again (a reading older than six hours is ignored by the verdict).
     """
     batch = ImportBatch()
     seconds = until - since
@@ -63,12 +74,16 @@ def live_reports(ids: dict[str, int], since: int, until: int, rng: random.Random
         sid = ids.get(story.key)
         if sid is None:
             continue
-        for _ in range(_poisson(rng, story.count * seconds / (STORY_MINUTES * 60))):
+        for _ in range(_poisson(rng, story.count * seconds / WINDOW_SECONDS)):
             at = until - rng.randrange(seconds)
             batch.reports.append(story.report(sid, at, f"demo-live-{rng.getrandbits(48):x}"))
-    if "initech" in ids and until // 600 != since // 600:
+    if "initech" in ids and until // 600 != told // 600:
         user = f"demo-live-wfm-{until}"
         batch.works_for_me.append(WorksForMeRow(ids["initech"], until, "US", "import", "", user))
+    if until // 3600 != told // 3600:
+        for key, (indicator, description, _) in STATUS_LINES.items():
+            if key in ids:
+                batch.status.append(StatusRow(ids[key], until, indicator, description))
     return batch
 
 
@@ -124,23 +139,9 @@ def build(catalog: Catalog, ids: dict[str, int], now: datetime) -> ImportBatch:
                     ids["initech"], end - 300 * (i + 1), "US", "import", "", f"demo-wfm-{i}"
                 )
             )
-        batch.status.append(StatusRow(ids["initech"], end - 900, "none", "All Systems Operational"))
-    if "globex" in ids:
-        batch.status.append(
-            StatusRow(
-                ids["globex"],
-                end - 1200,
-                "minor",
-                "Investigating elevated error rates in Asia-Pacific and Europe",
-            )
-        )
-    if "umbrella" in ids:
-        batch.status.append(
-            StatusRow(ids["umbrella"], end - 1500, "major", "Email delivery outage")
-        )
-    for key in ("acme", "hooli"):
+    for key, (indicator, description, age) in STATUS_LINES.items():
         if key in ids:
-            batch.status.append(StatusRow(ids[key], end - 3600, "none", "All Systems Operational"))
+            batch.status.append(StatusRow(ids[key], end - age, indicator, description))
     return batch
 
 
@@ -159,4 +160,4 @@ async def seed(store: Store, catalog: Catalog, now: datetime, dedupe_seconds: in
     return await store.import_batch(batch, dedupe_seconds)
 
 
-__all__ = ["DAYS", "STORIES", "build", "live_reports", "seed"]
+__all__ = ["DAYS", "STORIES", "WINDOW_SECONDS", "build", "live_batch", "seed"]
