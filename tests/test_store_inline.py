@@ -266,11 +266,11 @@ async def test_reads_given_up_at_any_step_leave_the_connection_clean(tmp_path: P
 
 
 async def test_a_long_statement_is_interrupted_and_the_read_handed_over(tmp_path: Path) -> None:
-    # Thousands of probe results in the window: the probe query alone runs far past ``every``
-    # steps, so the budget (0 here) is checked inside it, at the default ``every``.
-    store = await seeded(
-        tmp_path / "long.db", InlineBudget(cpu_ms=0.0, wall_ms=0.0), probe_rows=3000
-    )
+    # Thousands of probe results in the window: the probe query alone takes milliseconds of CPU,
+    # the rest of the read a fraction of the half-millisecond budget, so only the probe query
+    # can be over it when SQLite checks (at the default interval).
+    budget = InlineBudget(cpu_ms=0.5, wall_ms=60_000.0)
+    store = await seeded(tmp_path / "long.db", budget, probe_rows=3000)
     try:
         at = from_epoch(T0)
         cold = await store.evidence(TWITTER, at, WINDOWS)
@@ -302,15 +302,30 @@ async def test_a_read_never_overtakes_a_write_queued_before_it(tmp_path: Path) -
     at = from_epoch(T0)
     sid = store.service_id("twitter")
     assert sid is not None
+    entered, hold = threading.Event(), threading.Event()
+    safety = threading.Timer(30, hold.set)  # never a hang, whatever the code does
+    safety.start()
+
+    def occupy() -> None:  # the worker thread busy without the connection: a write queued
+        entered.set()  # behind it leaves the connection free, as between two jobs
+        hold.wait()
+
     try:
         await store.evidence(TWITTER, at, WINDOWS)  # warm
+        busy = asyncio.get_running_loop().run_in_executor(store._pool, occupy)
+        await asyncio.to_thread(entered.wait)
         writing = asyncio.ensure_future(
             store.import_batch(ImportBatch(reports=reports(sid, 5, "queued")), DEDUPE)
         )
-        await asyncio.sleep(0)  # one turn: the write is submitted to the worker thread
-        after = await store.evidence(TWITTER, at, WINDOWS)
-        await writing
-        assert sum(after.reports.values()) == 305
+        await asyncio.sleep(0)  # one turn of the loop: the write is submitted
+        reading = asyncio.ensure_future(store.evidence(TWITTER, at, WINDOWS))
+        await asyncio.sleep(0)  # one turn: the read tried inline, and queued behind the write
         assert store.inline_stats.busy == 1
+        hold.set()
+        await busy
+        await writing
+        assert sum((await reading).reports.values()) == 305
     finally:
+        safety.cancel()
+        hold.set()
         await store.close()
