@@ -27,6 +27,17 @@ def _z(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _report(at: datetime, region: str, problem: str, user: str) -> dict[str, object]:
+    return {
+        "type": "report",
+        "at": _z(at),
+        "service": "twitter",
+        "region": region,
+        "problem": problem,
+        "user": user,
+    }
+
+
 def events(rng: random.Random) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     # Ordinary history: 14 days, each region at its usual hourly rate.
@@ -35,30 +46,12 @@ def events(rng: random.Random) -> list[dict[str, object]]:
         for region, rate in USUAL_PER_HOUR.items():
             for _ in range(rng.randint(rate // 2, rate + rate // 2)):
                 at = start + timedelta(seconds=rng.randrange(3600))
-                out.append(
-                    {
-                        "type": "report",
-                        "at": _z(at),
-                        "service": "twitter",
-                        "region": region,
-                        "problem": rng.choice(PROBLEMS),
-                        "user": f"h{rng.getrandbits(40):x}",
-                    }
-                )
+                out.append(_report(at, region, rng.choice(PROBLEMS), f"h{rng.getrandbits(40):x}"))
     # The outage: reports over the 30 minutes before the peak.
     for region, count in OUTAGE.items():
         for i in range(count):
             at = PEAK - timedelta(seconds=rng.randrange(1800))
-            out.append(
-                {
-                    "type": "report",
-                    "at": _z(at),
-                    "service": "twitter",
-                    "region": region,
-                    "problem": rng.choice(PROBLEMS),
-                    "user": f"{region.lower()}{i}",
-                }
-            )
+            out.append(_report(at, region, rng.choice(PROBLEMS), f"{region.lower()}{i}"))
     # Probes of the web and API endpoints passed everywhere.
     for minute in range(10, -1, -1):
         at = PEAK - timedelta(minutes=minute)

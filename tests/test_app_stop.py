@@ -26,20 +26,24 @@ from bot.store import ImportBatch, ProbeRow, Store
 ACME = {"key": "acme", "name": "Acme", "targets": {"web": "https://a.invalid/"}}
 
 
+async def started(db: Path, **sections: dict[str, object]) -> App:
+    """The bot on ``db``, started: no probes, API or digests unless ``sections`` say so."""
+    config: dict[str, object] = {
+        "bot": {"database": str(db)},
+        "probes": {"enabled": False},
+        "api": {"enabled": False},
+        "digest": {"enabled": False},
+        "services": [ACME],
+        **sections,
+    }
+    app = await App.create(parse_settings(config), demo=False)
+    await app.start()
+    return app
+
+
 async def test_close_waits_for_an_incident_pass_under_way(tmp_path: Path) -> None:
     db = tmp_path / "stop.db"
-    settings = parse_settings(
-        {
-            "bot": {"database": str(db)},
-            "probes": {"enabled": False},
-            "api": {"enabled": False},
-            "digest": {"enabled": False},
-            "incidents": {"interval_seconds": 3600},
-            "services": [ACME],
-        }
-    )
-    app = await App.create(settings, demo=False)
-    await app.start()
+    app = await started(db, incidents={"interval_seconds": 3600})
     sid = app.store.service_id("acme")
     assert sid is not None
     t = to_epoch(utcnow())
@@ -64,17 +68,7 @@ async def test_close_waits_for_an_incident_pass_under_way(tmp_path: Path) -> Non
 
 async def test_close_waits_for_a_digest_and_a_retention_run_under_way(tmp_path: Path) -> None:
     db = tmp_path / "digest.db"
-    settings = parse_settings(
-        {
-            "bot": {"database": str(db)},
-            "probes": {"enabled": False},
-            "api": {"enabled": False},
-            "digest": {"enabled": True, "time": "09:00"},
-            "services": [ACME],
-        }
-    )
-    app = await App.create(settings, demo=False)
-    await app.start()
+    app = await started(db, digest={"enabled": True, "time": "09:00"})
     assert app.digests is not None
     subscribe = Invocation(
         "subscribe", {"subject": "all"}, "console", "local", "ops", "u", None, is_admin=True
@@ -100,17 +94,7 @@ async def test_close_waits_a_bounded_time_for_a_job_that_does_not_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(bot.app, "JOB_GRACE_SECONDS", 0.2)
-    settings = parse_settings(
-        {
-            "bot": {"database": str(tmp_path / "stuck.db")},
-            "probes": {"enabled": False},
-            "api": {"enabled": False},
-            "digest": {"enabled": False},
-            "services": [ACME],
-        }
-    )
-    app = await App.create(settings, demo=False)
-    await app.start()
+    app = await started(tmp_path / "stuck.db")
     release = asyncio.Event()
 
     async def stuck() -> None:
